@@ -1,0 +1,30 @@
+//! The provreg domain: what the ledger records and how it is kept.
+//!
+//! The ledger is an append-only log of [`LedgerEntry`] leaves under an
+//! RFC 9162 Merkle tree. Its tree heads are published as C2SP checkpoints
+//! signed by the node. Everything is persisted through sqlx, in SQLite by
+//! default or PostgreSQL. This crate knows nothing of HTTP or of Raft: the
+//! Raft state machine (raft-store) drives [`ApplyTx`], and the service reads.
+//!
+//! # Layout
+//! - [`entry`]: ledger entries, their versioned leaf encoding, apply outcomes.
+//! - [`metadata`]: validation and canonical forms of registrant metadata.
+//! - [`merkle`]: RFC 9162 hashing, proofs and their verification.
+//! - [`checkpoint`]: signed checkpoints and the node's signing key.
+//! - `store`: all SQL; the [`Registry`] handle and the apply transaction.
+//! - `error`: [`RegistryError`].
+
+#![warn(missing_docs)]
+
+pub mod checkpoint;
+pub mod entry;
+mod error;
+pub mod merkle;
+pub mod metadata;
+mod store;
+
+pub use entry::{
+    ApplyOutcome, ContentRegistration, EntryBody, IsccCodes, LedgerEntry, Metadata, Rejection,
+};
+pub use error::{RegistryError, Result};
+pub use store::{ApplyTx, ContentRecord, LedgerSnapshot, RaftMarks, Registry, StoredEntry};

@@ -1,0 +1,168 @@
+//! Persistence: the registry's tables, through sqlx's `Any` driver so one
+//! code path serves SQLite (embedded default) and PostgreSQL (production).
+//!
+//! All SQL of the project lives under this module, one file per aggregate.
+//! Writes happen only in [`ApplyTx`], which the Raft state machine drives;
+//! everything else here is a read.
+
+mod apply;
+mod content;
+mod ledger;
+mod snapshot;
+
+use sqlx::any::AnyPoolOptions;
+use sqlx::AnyConnection;
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, Executor, Row};
+
+pub use apply::ApplyTx;
+pub use content::ContentRecord;
+pub use ledger::StoredEntry;
+pub use snapshot::LedgerSnapshot;
+
+use crate::merkle::{Hash, PrefetchReader};
+use crate::{RegistryError, Result};
+
+static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
+
+/// Raft's bookkeeping as the registry stores it: opaque JSON written and read
+/// by raft-store, kept here only so it commits atomically with the entries.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RaftMarks {
+    /// The last applied log id.
+    pub last_applied: Option<String>,
+    /// The last applied membership.
+    pub last_membership: Option<String>,
+}
+
+/// A handle on the registry database. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Registry {
+    pool: AnyPool,
+}
+
+impl Registry {
+    /// Connects to `url` (`sqlite://PATH?mode=rwc` or `postgres://...`) and
+    /// brings the schema up to date.
+    pub async fn connect(url: &str) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let sqlite = url.starts_with("sqlite:");
+        let pool = AnyPoolOptions::new()
+            .max_connections(if sqlite { 4 } else { 16 })
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if sqlite {
+                        configure_sqlite(conn).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(url)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Closes every connection; later calls fail.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// The Raft bookkeeping committed with the last applied batch.
+    pub async fn raft_marks(&self) -> Result<RaftMarks> {
+        let row = sqlx::query("select last_applied, last_membership from sm_state where id = 1")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(RaftMarks {
+            last_applied: row.try_get(0)?,
+            last_membership: row.try_get(1)?,
+        })
+    }
+
+    /// Starts the transaction in which the state machine applies a batch.
+    pub async fn begin_apply(&self) -> Result<ApplyTx> {
+        ApplyTx::begin(&self.pool).await
+    }
+}
+
+/// Per-connection SQLite settings.
+async fn configure_sqlite(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+    // WAL lets API reads run while the state machine writes.
+    conn.execute("pragma journal_mode = wal").await?;
+    // FULL makes every commit fsync the WAL. The state machine's commit is
+    // what lets openraft purge the Raft log behind it, so a commit that a
+    // power cut could undo would lose acknowledged entries for good.
+    conn.execute("pragma synchronous = full").await?;
+    // The single writer and the readers wait for each other instead of
+    // failing with SQLITE_BUSY.
+    conn.execute("pragma busy_timeout = 10000").await?;
+    conn.execute("pragma foreign_keys = on").await?;
+    Ok(())
+}
+
+/// Runs a `tlog_tiles` computation, fetching the stored hashes it asks for
+/// from the database. Two passes: one to learn the indexes, one to compute.
+pub(crate) async fn with_hashes<T>(
+    conn: &mut AnyConnection,
+    compute: impl Fn(&PrefetchReader) -> Result<T, tlog_tiles::Error>,
+) -> Result<T> {
+    let mut reader = PrefetchReader::default();
+    for _pass in 0..3 {
+        match compute(&reader) {
+            Ok(value) => return Ok(value),
+            Err(tlog_tiles::Error::IndexesNotInTree) => {
+                let missing = reader.take_missing();
+                if missing.is_empty() {
+                    break;
+                }
+                for (id, hash) in fetch_hashes(conn, &missing).await? {
+                    reader.insert(id, hash);
+                }
+            }
+            Err(e) => return Err(RegistryError::Corrupt(format!("merkle computation: {e}"))),
+        }
+    }
+    Err(RegistryError::Corrupt(
+        "merkle hashes the tree needs are missing from the store".into(),
+    ))
+}
+
+async fn fetch_hashes(conn: &mut AnyConnection, ids: &[u64]) -> Result<Vec<(u64, Hash)>> {
+    let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "select id, hash from merkle_hash where id in ({})",
+        placeholders.join(", ")
+    );
+    let mut query = sqlx::query(&sql);
+    for &id in ids {
+        query = query.bind(to_i64(id)?);
+    }
+    let rows = query.fetch_all(&mut *conn).await?;
+    rows.iter()
+        .map(|row| {
+            let id: i64 = row.try_get(0)?;
+            let hash: String = row.try_get(1)?;
+            Ok((from_i64(id)?, parse_hex_hash(&hash)?))
+        })
+        .collect()
+}
+
+pub(crate) fn parse_hex_hash(text: &str) -> Result<Hash> {
+    let bytes = hex::decode(text).map_err(|e| RegistryError::Corrupt(format!("stored hash: {e}")))?;
+    let array: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| RegistryError::Corrupt("stored hash is not 32 bytes".into()))?;
+    Ok(Hash(array))
+}
+
+/// Positions are u64 in the API and bigint in SQL; 2^63 leaves is out of reach.
+pub(crate) fn to_i64(n: u64) -> Result<i64> {
+    i64::try_from(n).map_err(|_| RegistryError::OutOfRange(format!("{n} is too large")))
+}
+
+pub(crate) fn from_i64(n: i64) -> Result<u64> {
+    u64::try_from(n).map_err(|_| RegistryError::Corrupt(format!("negative position {n}")))
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -1,0 +1,265 @@
+//! Store tests, run against SQLite always and against PostgreSQL when
+//! `DATABASE_URL` is set.
+
+use media_fingerprint::MediaKind;
+
+use super::*;
+use crate::entry::{ApplyOutcome, ContentRegistration, EntryBody, IsccCodes, LedgerEntry, Rejection};
+use crate::merkle::{leaf_hash, verify_consistency, verify_inclusion};
+use crate::{Metadata, checkpoint::TreeHead};
+
+/// A database that lives as long as the test.
+pub(crate) enum TestDb {
+    Sqlite {
+        _dir: tempfile::TempDir,
+    },
+    Postgres { admin_url: String, name: String },
+}
+
+impl TestDb {
+    async fn drop_db(self) {
+        if let TestDb::Postgres { admin_url, name } = self {
+            let pool = AnyPool::connect(&admin_url).await.unwrap();
+            sqlx::query(&format!("drop database if exists {name} with (force)"))
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+/// Every backend available here: SQLite always, PostgreSQL if configured.
+pub(crate) async fn backends() -> Vec<(Registry, TestDb)> {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/registry.db?mode=rwc", dir.path().display());
+    let mut out = vec![(Registry::connect(&url).await.unwrap(), TestDb::Sqlite { _dir: dir })];
+    match std::env::var("DATABASE_URL") {
+        Ok(admin_url) => {
+            sqlx::any::install_default_drivers();
+            let name = format!("provreg_test_{}", std::process::id() as u64 * 1000 + COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
+            let pool = AnyPool::connect(&admin_url).await.unwrap();
+            sqlx::query(&format!("create database {name}"))
+                .execute(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+            let url = replace_db_name(&admin_url, &name);
+            out.push((
+                Registry::connect(&url).await.unwrap(),
+                TestDb::Postgres { admin_url, name },
+            ));
+        }
+        Err(_) => eprintln!("skipping PostgreSQL: DATABASE_URL is not set"),
+    }
+    out
+}
+
+static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn replace_db_name(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let base = match base.rsplit_once('/') {
+        Some((prefix, _db)) if prefix.contains("//") && prefix.len() > "postgres://".len() => prefix,
+        _ => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+pub(crate) fn registration(n: u32) -> LedgerEntry {
+    LedgerEntry::new(EntryBody::ContentRegistered(ContentRegistration {
+        content_id: format!("0192f0c1-0000-7000-8000-{n:012x}"),
+        registered_at: "2026-11-21T12:00:00Z".into(),
+        registrant: "operator".into(),
+        media_kind: MediaKind::Other,
+        media_type: None,
+        size: u64::from(n),
+        sha256: format!("{n:064x}"),
+        iscc: IsccCodes {
+            instance: "ISCC:IAA".into(),
+            data: "ISCC:GAA".into(),
+            image: None,
+        },
+        missing_fingerprints: vec![],
+        metadata: Metadata::default(),
+    }))
+}
+
+async fn apply_all(reg: &Registry, entries: &[LedgerEntry]) -> Vec<ApplyOutcome> {
+    let mut tx = reg.begin_apply().await.unwrap();
+    let mut out = vec![];
+    for e in entries {
+        out.push(tx.apply(e).await.unwrap());
+    }
+    tx.commit(&RaftMarks {
+        last_applied: Some(format!("applied-{}", entries.len())),
+        last_membership: None,
+    })
+    .await
+    .unwrap();
+    out
+}
+
+/// Appends build the tree the RFC defines: every proof the store serves
+/// verifies against the root it serves, at every size.
+#[tokio::test]
+async fn proofs_from_the_store_verify() {
+    for (reg, db) in backends().await {
+        let entries: Vec<LedgerEntry> = (1..=11).map(registration).collect();
+        // Two batches, to cross a transaction boundary.
+        apply_all(&reg, &entries[..4]).await;
+        apply_all(&reg, &entries[4..]).await;
+        assert_eq!(reg.tree_size().await.unwrap(), 11);
+
+        for size in 1..=11u64 {
+            let head = reg.tree_head(Some(size)).await.unwrap();
+            for index in 0..size {
+                let (root, proof) = reg.inclusion_proof(index, size).await.unwrap();
+                assert_eq!(root, head.root);
+                let stored = reg.entry(index).await.unwrap().unwrap();
+                verify_inclusion(leaf_hash(stored.leaf.as_bytes()), index, size, &proof, root).unwrap();
+            }
+            for from in 1..=size {
+                let (root, proof) = reg.consistency_proof(from, size).await.unwrap();
+                let old = reg.tree_head(Some(from)).await.unwrap();
+                verify_consistency(from, size, &proof, old.root, root).unwrap();
+            }
+        }
+        db.drop_db().await;
+    }
+}
+
+/// Duplicate bytes, a reused id and an unknown parent are rejected without
+/// touching the ledger; a known parent is accepted.
+#[tokio::test]
+async fn business_rules_reject_without_change() {
+    for (reg, db) in backends().await {
+        apply_all(&reg, &[registration(1)]).await;
+        let before = reg.tree_head(None).await.unwrap();
+
+        let mut dup = registration(2);
+        let EntryBody::ContentRegistered(r) = &mut dup.body;
+        r.sha256 = format!("{:064x}", 1);
+        let mut taken = registration(3);
+        let EntryBody::ContentRegistered(r) = &mut taken.body;
+        r.content_id = format!("0192f0c1-0000-7000-8000-{:012x}", 1);
+        let mut orphan = registration(4);
+        let EntryBody::ContentRegistered(r) = &mut orphan.body;
+        r.metadata.derived_from = vec!["0192f0c1-0000-7000-8000-0000000000ff".into()];
+
+        let outcomes = apply_all(&reg, &[dup, taken, orphan]).await;
+        let first = "0192f0c1-0000-7000-8000-000000000001".to_owned();
+        assert_eq!(
+            outcomes,
+            vec![
+                ApplyOutcome::Rejected(Rejection::DuplicateContent { content_id: first.clone() }),
+                ApplyOutcome::Rejected(Rejection::ContentIdTaken { content_id: first.clone() }),
+                ApplyOutcome::Rejected(Rejection::UnknownDerivedFrom {
+                    content_id: "0192f0c1-0000-7000-8000-0000000000ff".into()
+                }),
+            ]
+        );
+        assert_eq!(reg.tree_head(None).await.unwrap(), before);
+
+        let mut child = registration(5);
+        let EntryBody::ContentRegistered(r) = &mut child.body;
+        r.metadata.derived_from = vec![first.clone()];
+        assert_eq!(
+            apply_all(&reg, &[child]).await,
+            vec![ApplyOutcome::Appended { index: 1, tree_size: 2 }]
+        );
+        db.drop_db().await;
+    }
+}
+
+/// A batch that is not committed leaves nothing behind, marks included.
+#[tokio::test]
+async fn uncommitted_batch_is_invisible() {
+    for (reg, db) in backends().await {
+        apply_all(&reg, &[registration(1)]).await;
+        let marks = reg.raft_marks().await.unwrap();
+        {
+            let mut tx = reg.begin_apply().await.unwrap();
+            tx.apply(&registration(2)).await.unwrap();
+            // Dropped without commit.
+        }
+        assert_eq!(reg.tree_size().await.unwrap(), 1);
+        assert_eq!(reg.raft_marks().await.unwrap(), marks);
+        assert!(reg.content_by_sha256(&format!("{:064x}", 2)).await.unwrap().is_none());
+        db.drop_db().await;
+    }
+}
+
+/// Content reads find a registration by id and by hash.
+#[tokio::test]
+async fn content_lookups() {
+    for (reg, db) in backends().await {
+        apply_all(&reg, &[registration(1), registration(2)]).await;
+        let by_id = reg.content("0192f0c1-0000-7000-8000-000000000002").await.unwrap().unwrap();
+        assert_eq!(by_id.ledger_index, 1);
+        let by_hash = reg.content_by_sha256(&format!("{:064x}", 2)).await.unwrap().unwrap();
+        assert_eq!(by_hash, by_id);
+        assert!(reg.content("0192f0c1-0000-7000-8000-0000000000aa").await.unwrap().is_none());
+        db.drop_db().await;
+    }
+}
+
+/// Out-of-range proof requests are errors, not panics or empty proofs.
+#[tokio::test]
+async fn proof_ranges_are_checked() {
+    for (reg, db) in backends().await {
+        apply_all(&reg, &[registration(1), registration(2)]).await;
+        assert!(matches!(reg.inclusion_proof(2, 2).await, Err(RegistryError::OutOfRange(_))));
+        assert!(matches!(reg.inclusion_proof(0, 3).await, Err(RegistryError::OutOfRange(_))));
+        assert!(matches!(reg.consistency_proof(0, 2).await, Err(RegistryError::OutOfRange(_))));
+        assert!(matches!(reg.consistency_proof(2, 1).await, Err(RegistryError::OutOfRange(_))));
+        assert!(matches!(reg.consistency_proof(1, 3).await, Err(RegistryError::OutOfRange(_))));
+        assert!(matches!(reg.tree_head(Some(3)).await, Err(RegistryError::OutOfRange(_))));
+        assert_eq!(reg.tree_head(Some(0)).await.unwrap(), TreeHead { size: 0, root: crate::merkle::EMPTY_ROOT });
+        db.drop_db().await;
+    }
+}
+
+/// A snapshot installed elsewhere reproduces the same tree, marks and lookups.
+#[tokio::test]
+async fn snapshot_round_trip() {
+    let mut all = backends().await;
+    let (src, src_db) = all.remove(0);
+    apply_all(&src, &(1..=5).map(registration).collect::<Vec<_>>()).await;
+    let snap = src.snapshot().await.unwrap();
+    assert_eq!(snap.leaves.len(), 5);
+    let mut targets = backends().await;
+    for (dst, db) in targets.drain(..) {
+        // Something to overwrite.
+        apply_all(&dst, &[registration(9)]).await;
+        dst.install_snapshot(&snap).await.unwrap();
+        assert_eq!(dst.tree_head(None).await.unwrap(), src.tree_head(None).await.unwrap());
+        assert_eq!(dst.raft_marks().await.unwrap(), src.raft_marks().await.unwrap());
+        assert!(dst.content_by_sha256(&format!("{:064x}", 9)).await.unwrap().is_none());
+        assert!(dst.content_by_sha256(&format!("{:064x}", 3)).await.unwrap().is_some());
+        db.drop_db().await;
+    }
+    for (_, db) in all {
+        db.drop_db().await;
+    }
+    src_db.drop_db().await;
+}
+
+/// Data survives closing and reopening the database.
+#[tokio::test]
+async fn reopen_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/registry.db?mode=rwc", dir.path().display());
+    let reg = Registry::connect(&url).await.unwrap();
+    apply_all(&reg, &[registration(1), registration(2), registration(3)]).await;
+    let head = reg.tree_head(None).await.unwrap();
+    reg.close().await;
+    let reg = Registry::connect(&url).await.unwrap();
+    assert_eq!(reg.tree_head(None).await.unwrap(), head);
+    assert_eq!(reg.raft_marks().await.unwrap().last_applied.as_deref(), Some("applied-3"));
+}
