@@ -1,1 +1,31 @@
-//! Placeholder: being written.
+//! openraft glue for provreg: everything Raft needs to replicate the ledger.
+//!
+//! The Raft log lives in raft-log (fsynced before openraft counts an entry as
+//! stored); committed entries are applied to the [`registry`] by the state
+//! machine, one database transaction per batch together with the last
+//! applied log id; snapshots are the ledger's leaves. openraft's types stay
+//! inside this crate: the service sees [`RaftNode`] and opaque RPC bodies.
+//!
+//! # Layout
+//! - `types`: the openraft type configuration and [`Command`].
+//! - `codec`: how values are framed in raft-log.
+//! - [`log_store`]: the durable Raft log.
+//! - [`state_machine`]: applying to the registry; snapshots.
+//! - `network`: RPC encoding over a service-provided [`Transport`].
+//! - `node`: [`RaftNode`], the handle the service uses.
+//! - `error`: [`StoreError`].
+
+#![warn(missing_docs)]
+
+mod codec;
+mod error;
+pub mod log_store;
+mod network;
+mod node;
+pub mod state_machine;
+mod types;
+
+pub use error::{Result, StoreError};
+pub use network::{Rpc, Transport};
+pub use node::{NodeConfig, NodeStatus, RaftNode};
+pub use types::{Command, TypeConfig};

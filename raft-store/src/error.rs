@@ -1,0 +1,39 @@
+//! The one error type of the raft-store crate.
+
+use std::io;
+
+/// What can go wrong running the Raft node.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The Raft log or snapshot files failed.
+    #[error("raft storage: {0}")]
+    Io(#[from] io::Error),
+    /// This node is not the leader; writes go to the leader.
+    #[error("this node is not the leader{}", leader_hint(.leader_id, .leader_addr))]
+    NotLeader {
+        /// The leader's node id, if known.
+        leader_id: Option<u64>,
+        /// The leader's address, if known.
+        leader_addr: Option<String>,
+    },
+    /// No leader was elected in time.
+    #[error("no leader elected within {0:?}")]
+    NoLeader(std::time::Duration),
+    /// An RPC body from a peer did not decode.
+    #[error("malformed raft message: {0}")]
+    BadMessage(String),
+    /// Raft stopped or hit an error it cannot recover from.
+    #[error("raft: {0}")]
+    Raft(String),
+}
+
+fn leader_hint(id: &Option<u64>, addr: &Option<String>) -> String {
+    match (id, addr) {
+        (Some(id), Some(addr)) => format!(" (leader is node {id} at {addr})"),
+        (Some(id), None) => format!(" (leader is node {id})"),
+        _ => String::new(),
+    }
+}
+
+/// Result with [`StoreError`] as the default error.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
