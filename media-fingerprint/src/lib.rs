@@ -1,0 +1,53 @@
+//! Exact hashes and content fingerprints of uploaded media, for the provenance
+//! registry.
+//!
+//! Two questions are answered about every upload:
+//!
+//! - *Is this exactly a file we know?* [`StreamHasher`] computes SHA-256 and
+//!   the ISCC Instance-Code and Data-Code (ISO 24138) while the upload streams
+//!   past, never holding the whole file.
+//! - *Is this perceptually a picture we know?* [`content_fingerprint`] decodes
+//!   the media within [`Limits`] and computes the ISCC Image-Code, a 64-bit
+//!   perceptual hash compared with [`image_code_distance`]. What cannot be
+//!   computed is reported, never raised, so registration can go on with the
+//!   exact hashes alone.
+//!
+//! [`sniff`] decides the [`MediaKind`] from the bytes, never from what the
+//! client claims. ISCC codes come from `iscc-lib`, the ISCC Foundation's
+//! implementation, and are written in canonical `ISCC:...` form.
+//!
+//! This is a pure library: it reads only the readers it is given, and does no
+//! networking and no async.
+//!
+//! # Layout
+//!
+//! - `error`: [`FingerprintError`] and [`Result`].
+//! - `limits`: [`Limits`], the bounds on decoding cost.
+//! - `exact`: [`StreamHasher`] and [`ExactHashes`].
+//! - `sniff`: [`sniff`], [`Sniffed`] and [`MediaKind`].
+//! - `content`: [`content_fingerprint`], which picks the fingerprint for each
+//!   media kind; future audio and video fingerprints plug in here.
+//! - `image_code`: decoding images under limits, the Image-Code, and
+//!   [`image_code_distance`].
+//! - `jpeg`: refusing truncated JPEGs, which the decoder would accept.
+//! - `normalize`: the iscc-sdk image normalisation (orientation, transparency,
+//!   border trim, luma, bicubic resize), matching Pillow's arithmetic.
+
+mod content;
+mod error;
+mod exact;
+mod image_code;
+mod jpeg;
+mod limits;
+mod normalize;
+mod sniff;
+
+#[cfg(test)]
+mod test_support;
+
+pub use content::{ContentFingerprint, MissingFingerprint, content_fingerprint};
+pub use error::{FingerprintError, Result};
+pub use exact::{ExactHashes, StreamHasher};
+pub use image_code::image_code_distance;
+pub use limits::Limits;
+pub use sniff::{MediaKind, SNIFF_LEN, Sniffed, sniff};

@@ -1,0 +1,660 @@
+//! Turning a decoded image into the 32×32 grayscale pixels the ISCC Image-Code
+//! hashes, the same way the ISCC reference SDK does.
+//!
+//! iscc-sdk (`iscc_sdk/image.py`, `image_normalize`) works on a Pillow image in
+//! this order, and so do we:
+//!
+//! 1. apply the EXIF orientation (`ImageOps.exif_transpose`);
+//! 2. fill transparency with white, giving RGB (`image_fill_transparency`);
+//! 3. trim a near-uniform border (`image_trim_tolerant`, iscc-sdk's default
+//!    since it replaced the exact `image_trim_border`): see [`trim_border`];
+//! 4. convert to grayscale with ITU-R 601-2 luma (`convert("L")`);
+//! 5. resize to 32×32 with Pillow's bicubic filter (`resize(..., BICUBIC)`).
+//!
+//! Steps 2, 4 and 5 reproduce Pillow's integer arithmetic exactly (rounding
+//! included), so the same decoded pixels give the same 1024 values and thus the
+//! same Image-Code as iscc-sdk. The tests check this against codes from
+//! iscc-sdk 0.9.7 on Pillow 13 for every shared test image and for synthetic
+//! images covering each step. JPEG decoders may still round differently from
+//! Pillow's libjpeg-turbo on other files, moving a code by a bit or two.
+//!
+//! Step 1 is applied after step 2 here: filling is per pixel and orientation
+//! only moves pixels, so the order does not change the result, and filling
+//! first lets the rotation work on 3 rather than 4 bytes per pixel (1 for gray
+//! images, which stay gray: see [`Opaque`]).
+//!
+//! Known differences from iscc-sdk under Pillow, all for unusual files:
+//! - 16-bit images are scaled to 8 bits; Pillow clips 16-bit grayscale to 255.
+//! - A PNG whose transparency is a `tRNS` colour key on an RGB or grayscale
+//!   image is filled with white here; Pillow keeps the keyed colour.
+
+use ::image::metadata::Orientation;
+use ::image::{ColorType, DynamicImage, GrayImage, RgbImage};
+
+/// Side of the square the Image-Code hashes.
+pub(crate) const CODE_SIDE: usize = 32;
+
+/// Runs the whole normalisation: `image` as decoded, `orientation` from its
+/// EXIF data. Returns `CODE_SIDE * CODE_SIDE` gray values, row by row.
+///
+/// `image` must have at least one pixel. Besides `image`, this allocates at
+/// most one buffer of its size (less for 16-bit or alpha images) plus, for a
+/// rotating orientation, one copy of that buffer at a time.
+pub(crate) fn normalize(image: DynamicImage, orientation: Orientation) -> Vec<u8> {
+    let mut flat = fill_transparency(image);
+    flat.apply_orientation(orientation);
+    let opaque = Opaque::new(flat);
+    let content = trim_border(&opaque);
+    let gray = luma_601(&opaque, content);
+    drop(opaque);
+    resize_bicubic(&gray, CODE_SIDE, CODE_SIDE)
+}
+
+/// A rectangle of pixels: `left..right` × `top..bottom`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Rect {
+    pub(crate) left: usize,
+    pub(crate) top: usize,
+    pub(crate) right: usize,
+    pub(crate) bottom: usize,
+}
+
+/// An 8-bit grayscale image, row by row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Gray {
+    pub(crate) width: usize,
+    pub(crate) height: usize,
+    pub(crate) pixels: Vec<u8>,
+}
+
+/// An opaque 8-bit image with one (gray) or three (RGB) samples per pixel,
+/// row by row.
+///
+/// iscc-sdk turns every image into RGB before trimming. Keeping gray images
+/// gray gives the same result (a gray pixel `v` is RGB `(v, v, v)`, whose
+/// channel differences and 601-2 luma are `v`'s own) with a third of the memory.
+pub(crate) struct Opaque {
+    width: usize,
+    channels: usize,
+    samples: Vec<u8>,
+}
+
+impl Opaque {
+    /// Takes over the buffer of an 8-bit gray image, or converts to 8-bit RGB.
+    pub(crate) fn new(image: DynamicImage) -> Self {
+        let width = image.width() as usize;
+        match image {
+            DynamicImage::ImageLuma8(gray) => Self {
+                width,
+                channels: 1,
+                samples: gray.into_raw(),
+            },
+            other => Self {
+                width,
+                channels: 3,
+                samples: other.into_rgb8().into_raw(),
+            },
+        }
+    }
+
+    fn stride(&self) -> usize {
+        self.width * self.channels
+    }
+
+    fn height(&self) -> usize {
+        self.samples.len().checked_div(self.stride()).unwrap_or(0)
+    }
+
+    /// The samples of the pixels `left..right` in row `y`.
+    fn row(&self, y: usize, left: usize, right: usize) -> &[u8] {
+        let start = y * self.stride();
+        &self.samples[start + left * self.channels..start + right * self.channels]
+    }
+}
+
+/// Composites any transparency onto white; returns an 8-bit gray image for
+/// gray input and an 8-bit RGB image for everything else.
+///
+/// Uses Pillow's `paste` arithmetic: `(c·a + 255·(255 − a)) / 255`, rounded.
+pub(crate) fn fill_transparency(image: DynamicImage) -> DynamicImage {
+    let gray = matches!(
+        image.color(),
+        ColorType::L8 | ColorType::L16 | ColorType::La8 | ColorType::La16
+    );
+    match (gray, image.color().has_alpha()) {
+        (true, false) => DynamicImage::ImageLuma8(image.into_luma8()),
+        (false, false) => DynamicImage::ImageRgb8(image.into_rgb8()),
+        (true, true) => {
+            let with_alpha = image.into_luma_alpha8();
+            let (width, height) = with_alpha.dimensions();
+            let samples = composite_onto_white(&with_alpha, 1);
+            let gray = GrayImage::from_raw(width, height, samples)
+                .expect("compositing keeps one gray sample per pixel");
+            DynamicImage::ImageLuma8(gray)
+        }
+        (false, true) => {
+            let with_alpha = image.into_rgba8();
+            let (width, height) = with_alpha.dimensions();
+            let samples = composite_onto_white(&with_alpha, 3);
+            let rgb = RgbImage::from_raw(width, height, samples)
+                .expect("compositing keeps three colour samples per pixel");
+            DynamicImage::ImageRgb8(rgb)
+        }
+    }
+}
+
+/// Drops the alpha sample that follows every `channels` colour samples,
+/// blending the colour onto white by that alpha.
+fn composite_onto_white(samples: &[u8], channels: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(samples.len() / (channels + 1) * channels);
+    for pixel in samples.chunks_exact(channels + 1) {
+        let (colour, alpha) = pixel.split_at(channels);
+        let alpha = u32::from(alpha[0]);
+        out.extend(
+            colour
+                .iter()
+                .map(|&c| div255(u32::from(c) * alpha + 255 * (255 - alpha))),
+        );
+    }
+    out
+}
+
+/// `x / 255` rounded to nearest, exactly as Pillow's `DIV255` macro computes it
+/// (valid for `x <= 255 * 255`).
+fn div255(x: u32) -> u8 {
+    let t = x + 128;
+    // Cannot truncate: for x <= 65025 the result is at most 255.
+    (((t >> 8) + t) >> 8) as u8
+}
+
+/// Per-channel difference up to which a pixel still counts as border colour
+/// (iscc-sdk's `image_trim_tolerant` default).
+const TRIM_TOLERANCE: u8 = 16;
+
+/// At most this many trimming passes (iscc-sdk's `TRIM_MAX_PASSES`).
+const TRIM_MAX_PASSES: usize = 16;
+
+/// The part of `image` left after trimming near-uniform borders, or the whole
+/// image if it has none.
+///
+/// iscc-sdk's tolerant trim: each pass takes the top-left pixel of what is
+/// left as the border colour and crops to the box of all pixels differing from
+/// it by more than [`TRIM_TOLERANCE`] in some channel. A pass that would cut
+/// only one side must cut a flat band (the box is the same at half the
+/// tolerance), so a smooth gradient such as a sky is not eaten away. Passes
+/// repeat until one crops nothing, at most [`TRIM_MAX_PASSES`] times.
+pub(crate) fn trim_border(image: &Opaque) -> Rect {
+    let mut area = Rect {
+        left: 0,
+        top: 0,
+        right: image.width,
+        bottom: image.height(),
+    };
+    for _ in 0..TRIM_MAX_PASSES {
+        let Some(content) = differing_box(image, area, TRIM_TOLERANCE) else {
+            break; // all one colour: nothing to tell border from content
+        };
+        if content == area {
+            break;
+        }
+        let sides_cut = [
+            content.left > area.left,
+            content.top > area.top,
+            content.right < area.right,
+            content.bottom < area.bottom,
+        ]
+        .into_iter()
+        .filter(|&cut| cut)
+        .count();
+        if sides_cut == 1 && differing_box(image, area, TRIM_TOLERANCE / 2) != Some(content) {
+            break;
+        }
+        area = content;
+    }
+    area
+}
+
+/// The box, within `area` of `image`, of the pixels that differ from the
+/// top-left pixel of `area` by more than `tolerance` in some channel; `None`
+/// if there are none.
+pub(crate) fn differing_box(image: &Opaque, area: Rect, tolerance: u8) -> Option<Rect> {
+    if area.left >= area.right || area.top >= area.bottom {
+        return None;
+    }
+    let reference = image.row(area.top, area.left, area.left + 1);
+    let differs = |pixel: &[u8]| {
+        pixel
+            .iter()
+            .zip(reference)
+            .any(|(value, border)| value.abs_diff(*border) > tolerance)
+    };
+    let mut found: Option<Rect> = None;
+    for y in area.top..area.bottom {
+        let mut pixels = image
+            .row(y, area.left, area.right)
+            .chunks_exact(image.channels);
+        let Some(first) = pixels.position(differs) else {
+            continue;
+        };
+        // `rposition` on what `position` left over finds the last differing
+        // pixel, or none if the first one was also the last.
+        let last = pixels
+            .rposition(differs)
+            .map_or(first, |after_first| first + 1 + after_first);
+        let (left, right) = (area.left + first, area.left + last + 1);
+        found = Some(match found {
+            None => Rect {
+                left,
+                top: y,
+                right,
+                bottom: y + 1,
+            },
+            Some(rect) => Rect {
+                left: rect.left.min(left),
+                top: rect.top,
+                right: rect.right.max(right),
+                bottom: y + 1,
+            },
+        });
+    }
+    found
+}
+
+/// Grayscale of the `area` of `image`, with Pillow's `convert("L")`
+/// arithmetic: ITU-R 601-2 luma `L = R·299/1000 + G·587/1000 + B·114/1000` in
+/// 16-bit fixed point, rounded. Gray images are copied as they are.
+pub(crate) fn luma_601(image: &Opaque, area: Rect) -> Gray {
+    let width = area.right - area.left;
+    let height = area.bottom - area.top;
+    let mut pixels = Vec::with_capacity(width * height);
+    for y in area.top..area.bottom {
+        let row = image.row(y, area.left, area.right);
+        if image.channels == 1 {
+            pixels.extend_from_slice(row);
+            continue;
+        }
+        pixels.extend(row.chunks_exact(3).map(|pixel| {
+            let luma = u32::from(pixel[0]) * 19595
+                + u32::from(pixel[1]) * 38470
+                + u32::from(pixel[2]) * 7471
+                + 0x8000;
+            // Cannot truncate: the weights sum to 65536, so luma >> 16 <= 255.
+            (luma >> 16) as u8
+        }));
+    }
+    Gray {
+        width,
+        height,
+        pixels,
+    }
+}
+
+/// Fraction bits of Pillow's fixed-point filter weights for 8-bit images.
+const PRECISION_BITS: u32 = 32 - 8 - 2;
+
+/// Pillow's bicubic kernel (Keys, a = −0.5) with support 2.
+fn bicubic(x: f64) -> f64 {
+    const A: f64 = -0.5;
+    let x = x.abs();
+    if x < 1.0 {
+        ((A + 2.0) * x - (A + 3.0)) * x * x + 1.0
+    } else if x < 2.0 {
+        (((x - 5.0) * x + 8.0) * x - 4.0) * A
+    } else {
+        0.0
+    }
+}
+
+/// Filter weights for resampling one axis from `in_size` to `out_size` samples.
+struct Weights {
+    /// First input sample used for each output sample.
+    starts: Vec<usize>,
+    /// Fixed-point weights for each output sample, from its start on.
+    weights: Vec<Vec<i64>>,
+}
+
+/// Pillow's `precompute_coeffs` followed by `normalize_coeffs_8bpc`: when
+/// shrinking, the kernel is widened by the scale factor so every input pixel
+/// contributes (an area-averaging, antialiased resize).
+fn precompute_weights(in_size: usize, out_size: usize) -> Weights {
+    const SUPPORT: f64 = 2.0;
+    let scale = in_size as f64 / out_size as f64;
+    let filter_scale = scale.max(1.0);
+    let support = SUPPORT * filter_scale;
+    let mut starts = Vec::with_capacity(out_size);
+    let mut weights = Vec::with_capacity(out_size);
+    for out in 0..out_size {
+        let center = (out as f64 + 0.5) * scale;
+        // `as` truncates toward zero like C's `(int)` cast, which Pillow relies on.
+        let start = ((center - support + 0.5) as i64).max(0) as usize;
+        let end = ((center + support + 0.5) as i64).min(in_size as i64).max(0) as usize;
+        let raw: Vec<f64> = (start..end)
+            .map(|x| bicubic((x as f64 - center + 0.5) / filter_scale))
+            .collect();
+        let total: f64 = raw.iter().sum();
+        let fixed = raw
+            .iter()
+            .map(|&w| {
+                let w = if total == 0.0 { w } else { w / total };
+                let scaled = w * f64::from(1u32 << PRECISION_BITS);
+                (if scaled < 0.0 {
+                    scaled - 0.5
+                } else {
+                    scaled + 0.5
+                }) as i64
+            })
+            .collect();
+        starts.push(start);
+        weights.push(fixed);
+    }
+    Weights { starts, weights }
+}
+
+/// Rounds a fixed-point sum back to 8 bits, clamping like Pillow's `clip8`.
+fn clip8(sum: i64) -> u8 {
+    if sum <= 0 {
+        0
+    } else if sum >= 1 << (PRECISION_BITS + 8) {
+        255
+    } else {
+        // Cannot truncate: the sum is below 256 << PRECISION_BITS.
+        (sum >> PRECISION_BITS) as u8
+    }
+}
+
+/// Weighted sum of `samples` (with `stride` between them, from `start`) in
+/// Pillow's fixed point, starting from one half for rounding.
+fn convolve(source: &[u8], start: usize, stride: usize, weights: &[i64]) -> u8 {
+    let half = 1i64 << (PRECISION_BITS - 1);
+    let sum = weights.iter().enumerate().fold(half, |sum, (i, &w)| {
+        sum + i64::from(source[start + i * stride]) * w
+    });
+    clip8(sum)
+}
+
+/// Resizes `image` to `out_width`×`out_height` exactly as Pillow's
+/// `resize(size, BICUBIC)` does for an 8-bit grayscale image: a horizontal
+/// pass, rounded to 8 bits, then a vertical pass. An axis already of the target
+/// size is left alone, as Pillow leaves it.
+pub(crate) fn resize_bicubic(image: &Gray, out_width: usize, out_height: usize) -> Vec<u8> {
+    let horizontal = if image.width == out_width {
+        image.clone()
+    } else {
+        let weights = precompute_weights(image.width, out_width);
+        let mut pixels = Vec::with_capacity(out_width * image.height);
+        for row in image.pixels.chunks_exact(image.width) {
+            for (start, w) in weights.starts.iter().zip(&weights.weights) {
+                pixels.push(convolve(row, *start, 1, w));
+            }
+        }
+        Gray {
+            width: out_width,
+            height: image.height,
+            pixels,
+        }
+    };
+    if horizontal.height == out_height {
+        return horizontal.pixels;
+    }
+    let weights = precompute_weights(horizontal.height, out_height);
+    let mut pixels = Vec::with_capacity(out_width * out_height);
+    for (start, w) in weights.starts.iter().zip(&weights.weights) {
+        for x in 0..out_width {
+            pixels.push(convolve(
+                &horizontal.pixels,
+                start * out_width + x,
+                out_width,
+                w,
+            ));
+        }
+    }
+    pixels
+}
+
+#[cfg(test)]
+mod tests {
+    use ::image::{GrayAlphaImage, LumaA, Rgb, RgbImage, Rgba, RgbaImage};
+
+    use super::*;
+
+    /// `rgb` as normalisation holds it.
+    fn opaque(rgb: &RgbImage) -> Opaque {
+        Opaque::new(DynamicImage::ImageRgb8(rgb.clone()))
+    }
+
+    /// `div255` rounds to nearest over its whole domain.
+    #[test]
+    fn div255_rounds_to_nearest() {
+        for x in 0..=255 * 255u32 {
+            let exact = f64::from(x) / 255.0;
+            assert_eq!(u32::from(div255(x)), exact.round() as u32, "x = {x}");
+        }
+    }
+
+    /// Opaque pixels keep their colour, transparent ones become white, and half
+    /// transparency blends halfway, giving what Pillow 13's paste-with-mask gives.
+    #[test]
+    fn fill_transparency_composites_onto_white() {
+        let mut rgba = RgbaImage::new(3, 1);
+        rgba.put_pixel(0, 0, Rgba([10, 20, 30, 255]));
+        rgba.put_pixel(1, 0, Rgba([10, 20, 30, 0]));
+        rgba.put_pixel(2, 0, Rgba([0, 100, 255, 128]));
+        let rgb = fill_transparency(DynamicImage::ImageRgba8(rgba)).into_rgb8();
+        assert_eq!(rgb.get_pixel(0, 0), &Rgb([10, 20, 30]));
+        assert_eq!(rgb.get_pixel(1, 0), &Rgb([255, 255, 255]));
+        // (0·128 + 255·127)/255 = 127; (100·128 + 255·127)/255 = 177.2; 255.
+        assert_eq!(rgb.get_pixel(2, 0), &Rgb([127, 177, 255]));
+    }
+
+    /// Gray images with alpha are composited in gray, to the values the RGB
+    /// path gives for the same gray levels.
+    #[test]
+    fn gray_alpha_composites_like_rgb() {
+        let mut gray_alpha = GrayAlphaImage::new(256, 4);
+        for (x, y, pixel) in gray_alpha.enumerate_pixels_mut() {
+            *pixel = LumaA([x as u8, (y * 85) as u8]);
+        }
+        let rgba = DynamicImage::ImageLumaA8(gray_alpha.clone()).into_rgba8();
+        let gray = fill_transparency(DynamicImage::ImageLumaA8(gray_alpha));
+        let rgb = fill_transparency(DynamicImage::ImageRgba8(rgba)).into_rgb8();
+        let gray = gray.as_luma8().expect("gray input stays gray");
+        for (g, c) in gray.pixels().zip(rgb.pixels()) {
+            assert_eq!([g[0]; 3], c.0);
+        }
+    }
+
+    /// A gray image normalises to exactly what the same image as RGB
+    /// normalises to, borders, rotation and all.
+    #[test]
+    fn gray_images_normalise_like_their_rgb_form() {
+        let mut gray = ::image::GrayImage::from_pixel(90, 70, ::image::Luma([250]));
+        for y in 10..60 {
+            for x in 20..85 {
+                gray.put_pixel(x, y, ::image::Luma([((x * 3 + y * 5) % 256) as u8]));
+            }
+        }
+        let rgb = DynamicImage::ImageLuma8(gray.clone()).into_rgb8();
+        for orientation in [Orientation::NoTransforms, Orientation::Rotate90FlipH] {
+            assert_eq!(
+                normalize(DynamicImage::ImageLuma8(gray.clone()), orientation),
+                normalize(DynamicImage::ImageRgb8(rgb.clone()), orientation),
+            );
+        }
+    }
+
+    /// The differing box is exact at tolerance 0, and ignores differences up
+    /// to the tolerance otherwise.
+    #[test]
+    fn differing_box_honours_the_tolerance() {
+        let mut rgb = RgbImage::from_pixel(10, 8, Rgb([200, 200, 200]));
+        rgb.put_pixel(2, 3, Rgb([0, 0, 0]));
+        rgb.put_pixel(6, 5, Rgb([200, 200, 201]));
+        let whole = Rect {
+            left: 0,
+            top: 0,
+            right: 10,
+            bottom: 8,
+        };
+        let exact = Rect {
+            left: 2,
+            top: 3,
+            right: 7,
+            bottom: 6,
+        };
+        let tolerant = Rect {
+            left: 2,
+            top: 3,
+            right: 3,
+            bottom: 4,
+        };
+        assert_eq!(differing_box(&opaque(&rgb), whole, 0), Some(exact));
+        assert_eq!(differing_box(&opaque(&rgb), whole, 16), Some(tolerant));
+        assert_eq!(
+            differing_box(&opaque(&rgb), tolerant, 0),
+            None,
+            "one pixel has no border"
+        );
+    }
+
+    /// A frame of near-uniform noise (within the tolerance) around a picture
+    /// is trimmed on all four sides, over as many passes as it takes.
+    #[test]
+    fn trim_border_removes_a_noisy_frame() {
+        let mut rgb = RgbImage::new(40, 30);
+        for (x, y, pixel) in rgb.enumerate_pixels_mut() {
+            let noise = ((x * 7 + y * 13) % 11) as u8;
+            *pixel = Rgb([240 + noise, 240, 245 - noise]);
+        }
+        for y in 10..20 {
+            for x in 5..30 {
+                rgb.put_pixel(x, y, Rgb([(x * 8) as u8, 0, (y * 10) as u8]));
+            }
+        }
+        assert_eq!(
+            trim_border(&opaque(&rgb)),
+            Rect {
+                left: 5,
+                top: 10,
+                right: 30,
+                bottom: 20
+            }
+        );
+    }
+
+    /// An image of one colour, and one whose content reaches every edge, are
+    /// left whole.
+    #[test]
+    fn trim_border_keeps_whole_images() {
+        let whole = Rect {
+            left: 0,
+            top: 0,
+            right: 4,
+            bottom: 3,
+        };
+        let uniform = RgbImage::from_pixel(4, 3, Rgb([7, 7, 7]));
+        assert_eq!(trim_border(&opaque(&uniform)), whole);
+        let mut framed_by_content = uniform.clone();
+        framed_by_content.put_pixel(3, 2, Rgb([200, 0, 0]));
+        framed_by_content.put_pixel(1, 0, Rgb([200, 0, 0]));
+        framed_by_content.put_pixel(0, 1, Rgb([200, 0, 0]));
+        assert_eq!(trim_border(&opaque(&framed_by_content)), whole);
+    }
+
+    /// A one-sided band that is a gentle gradient (like a sky) is kept,
+    /// while a flat one-sided band is cut.
+    #[test]
+    fn trim_border_keeps_one_sided_gradients() {
+        let picture = |band: &dyn Fn(u32) -> u8| {
+            let mut rgb = RgbImage::new(20, 20);
+            for (x, y, pixel) in rgb.enumerate_pixels_mut() {
+                *pixel = if y < 10 {
+                    let v = band(x);
+                    Rgb([v, v, v])
+                } else {
+                    Rgb([((x * 37 + y * 11) % 256) as u8, 0, 0])
+                };
+            }
+            rgb
+        };
+        // Values 100..=115 along x: all within 16 of the corner, but not within 8.
+        let gradient = picture(&|x| 100 + (x as u8).min(15));
+        assert_eq!(trim_border(&opaque(&gradient)).top, 0);
+        let flat = picture(&|_| 100);
+        assert_eq!(trim_border(&opaque(&flat)).top, 10);
+    }
+
+    /// Luma uses the 601-2 weights with rounding: primaries and grays map to
+    /// the values Pillow 13's convert("L") gives.
+    #[test]
+    fn luma_matches_pillow() {
+        let mut rgb = RgbImage::new(5, 1);
+        for (x, colour) in [
+            [255, 0, 0],
+            [0, 255, 0],
+            [0, 0, 255],
+            [128, 128, 128],
+            [255, 255, 255],
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            rgb.put_pixel(x as u32, 0, Rgb(colour));
+        }
+        let area = Rect {
+            left: 0,
+            top: 0,
+            right: 5,
+            bottom: 1,
+        };
+        assert_eq!(
+            luma_601(&opaque(&rgb), area).pixels,
+            [76, 150, 29, 128, 255]
+        );
+    }
+
+    /// Resizing a flat image keeps it flat, in both directions.
+    #[test]
+    fn resize_keeps_flat_images_flat() {
+        for (width, height) in [(100, 70), (5, 3), (32, 200), (1, 1)] {
+            let flat = Gray {
+                width,
+                height,
+                pixels: vec![93; width * height],
+            };
+            assert_eq!(
+                resize_bicubic(&flat, 32, 32),
+                vec![93; 32 * 32],
+                "{width}x{height}"
+            );
+        }
+    }
+
+    /// A 32×32 image is returned unchanged, as Pillow returns a copy.
+    #[test]
+    fn resize_to_same_size_is_identity() {
+        let image = Gray {
+            width: 32,
+            height: 32,
+            pixels: (0..1024).map(|i| (i * 7 % 256) as u8).collect(),
+        };
+        assert_eq!(resize_bicubic(&image, 32, 32), image.pixels);
+    }
+
+    /// Halving a 64-wide step edge gives exactly what Pillow 13 gives for
+    /// `Image.new("L", (64, 1))` with the right half white, resized to (32, 1)
+    /// bicubic (the kernel's overshoot is clipped at 0 and 255).
+    #[test]
+    fn resize_step_edge_matches_pillow() {
+        let mut pixels = vec![0u8; 64];
+        pixels[32..].fill(255);
+        let step = Gray {
+            width: 64,
+            height: 1,
+            pixels,
+        };
+        let mut expected = vec![0u8; 15];
+        expected.extend([17, 238]);
+        expected.extend([255; 15]);
+        assert_eq!(resize_bicubic(&step, 32, 1), expected);
+    }
+}

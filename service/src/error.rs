@@ -1,0 +1,139 @@
+//! `ApiError`: every error the API returns, as RFC 9457 problem+json.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use raft_store::StoreError;
+use registry::{Rejection, RegistryError};
+use serde_json::json;
+
+/// An error on its way to the client.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No or wrong credentials.
+    #[error("a valid bearer token is required")]
+    Unauthorized,
+    /// The request is malformed; the detail says how.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Nothing at that address.
+    #[error("{0}")]
+    NotFound(String),
+    /// The bytes are registered already.
+    #[error("this file is already registered as {content_id}")]
+    Duplicate {
+        /// The existing registration.
+        content_id: String,
+    },
+    /// The upload exceeds the configured limit.
+    #[error("the upload exceeds the limit of {limit} bytes")]
+    TooLarge {
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// The request body is not in a form this endpoint accepts.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// The node cannot take writes now (no leader, or not the leader).
+    #[error("{0}")]
+    Unavailable(String),
+    /// Anything else; logged in full, reported generically.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    /// The HTTP status for this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Duplicate { .. } => StatusCode::CONFLICT,
+            Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The problem type, a stable identifier clients can switch on.
+    fn problem_type(&self) -> &'static str {
+        match self {
+            Self::Unauthorized => "urn:provreg:problem:unauthorized",
+            Self::BadRequest(_) => "urn:provreg:problem:bad-request",
+            Self::NotFound(_) => "urn:provreg:problem:not-found",
+            Self::Duplicate { .. } => "urn:provreg:problem:duplicate-content",
+            Self::TooLarge { .. } => "urn:provreg:problem:upload-too-large",
+            Self::UnsupportedMediaType(_) => "urn:provreg:problem:unsupported-media-type",
+            Self::Unavailable(_) => "urn:provreg:problem:unavailable",
+            Self::Internal(_) => "urn:provreg:problem:internal",
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let detail = match &self {
+            Self::Internal(e) => {
+                // Logged once, here, with the full chain; the client gets
+                // nothing that could leak internals.
+                tracing::error!(error = ?e, "Request failed with an internal error.");
+                "the server failed to handle this request; the operator can find details in its log".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let mut body = json!({
+            "type": self.problem_type(),
+            "title": status.canonical_reason().unwrap_or("Error"),
+            "status": status.as_u16(),
+            "detail": detail,
+        });
+        if let Self::Duplicate { content_id } = &self {
+            body["content_id"] = json!(content_id);
+        }
+        let mut response = (status, body.to_string()).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if matches!(self, Self::Unauthorized) {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(e: RegistryError) -> Self {
+        match e {
+            RegistryError::Invalid { .. } | RegistryError::OutOfRange(_) => Self::BadRequest(e.to_string()),
+            RegistryError::NotFound(what) => Self::NotFound(format!("{what} not found")),
+            other => Self::Internal(other.into()),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotLeader { .. } | StoreError::NoLeader(_) => Self::Unavailable(e.to_string()),
+            other => Self::Internal(other.into()),
+        }
+    }
+}
+
+impl From<Rejection> for ApiError {
+    fn from(r: Rejection) -> Self {
+        match r {
+            Rejection::DuplicateContent { content_id } => Self::Duplicate { content_id },
+            Rejection::UnknownDerivedFrom { .. } => Self::BadRequest(r.to_string()),
+            // Ids are fresh UUIDv7s; a clash means a bug, not bad input.
+            Rejection::ContentIdTaken { .. } => Self::Internal(anyhow::anyhow!(r)),
+        }
+    }
+}
+
+/// Result with [`ApiError`].
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,52 @@
+//! The `provreg` binary: parse the command line, set up logging, run.
+
+use clap::Parser;
+use service::config::{Cli, Command};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Some(Command::Verify(args)) => {
+            println!("{}", service::verify::verify(&args)?);
+            Ok(())
+        }
+        Some(Command::Serve(args)) => service::run(args, shutdown_signal()).await,
+        None => service::run(default_serve_args()?, shutdown_signal()).await,
+    }
+}
+
+/// `provreg` alone means `provreg serve` with every flag from its default or
+/// environment variable.
+fn default_serve_args() -> anyhow::Result<service::config::ServeArgs> {
+    match Cli::try_parse_from(["provreg", "serve"])?.command {
+        Some(Command::Serve(args)) => Ok(args),
+        _ => anyhow::bail!("`provreg serve` did not parse as the serve command"),
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM (what container runtimes send).
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Cannot listen for SIGTERM; only Ctrl-C stops the server.");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = terminate => {},
+    }
+    tracing::info!("Shutting down.");
+}

@@ -1,0 +1,113 @@
+//! Registering content: from a received upload to a ledger receipt.
+
+use std::io::BufReader;
+
+use media_fingerprint::{ContentFingerprint, Sniffed};
+use registry::checkpoint::TreeHead;
+use registry::{ApplyOutcome, ContentRegistration, EntryBody, IsccCodes, LedgerEntry};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use crate::upload::Received;
+use crate::views::{ContentView, LedgerReceipt, RegistrationReceipt};
+
+/// Who registrations are attributed to until parties exist.
+const OPERATOR: &str = "operator";
+
+/// Fingerprints the upload, proposes its registration through Raft and
+/// returns the receipt with a fresh inclusion proof and signed checkpoint.
+pub async fn register(state: &AppState, upload: Received) -> ApiResult<RegistrationReceipt> {
+    let sha256 = hex::encode(upload.exact.sha256);
+    // Cheap early answer for the common re-upload; the state machine checks
+    // again when applying, which settles races between concurrent uploads.
+    if let Some(existing) = state.registry.content_by_sha256(&sha256).await? {
+        return Err(ApiError::Duplicate {
+            content_id: existing.registration.content_id,
+        });
+    }
+
+    let sniffed = media_fingerprint::sniff(&upload.head, upload.declared_type.as_deref());
+    let fingerprint = fingerprint(state, &upload, &sniffed).await?;
+
+    let registered_at = OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .map_err(|e| ApiError::Internal(e.into()))?
+        .format(&Rfc3339)
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let registration = ContentRegistration {
+        content_id: uuid::Uuid::now_v7().to_string(),
+        registered_at,
+        registrant: OPERATOR.to_owned(),
+        media_kind: sniffed.kind,
+        media_type: sniffed.media_type,
+        size: upload.exact.size,
+        sha256,
+        iscc: IsccCodes {
+            instance: upload.exact.instance_code.clone(),
+            data: upload.exact.data_code.clone(),
+            image: fingerprint.image_code,
+        },
+        missing_fingerprints: fingerprint.missing,
+        metadata: upload.metadata,
+    };
+    let content_id = registration.content_id.clone();
+
+    let outcome = state
+        .node
+        .propose(LedgerEntry::new(EntryBody::ContentRegistered(registration.clone())))
+        .await?;
+    let (index, tree_size) = match outcome {
+        ApplyOutcome::Appended { index, tree_size } => (index, tree_size),
+        ApplyOutcome::Rejected(rejection) => return Err(rejection.into()),
+        ApplyOutcome::NoLedgerChange => {
+            return Err(ApiError::Internal(anyhow::anyhow!(
+                "a registration was applied without a ledger change"
+            )));
+        }
+    };
+    tracing::info!(
+        content.id = %content_id,
+        ledger.index = index,
+        media.kind = ?registration.media_kind,
+        media.size = registration.size,
+        "Registered content."
+    );
+
+    let ledger = receipt(state, index, tree_size).await?;
+    Ok(RegistrationReceipt {
+        content: ContentView::new(registration, index),
+        ledger,
+    })
+}
+
+async fn fingerprint(state: &AppState, upload: &Received, sniffed: &Sniffed) -> ApiResult<ContentFingerprint> {
+    let file = upload
+        .file
+        .reopen()
+        .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("reopening the spooled upload")))?;
+    let sniffed = sniffed.clone();
+    let limits = state.limits.clone();
+    // Decoding is CPU-bound; keep it off the async workers.
+    tokio::task::spawn_blocking(move || {
+        media_fingerprint::content_fingerprint(BufReader::new(file), &sniffed, &limits)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("fingerprinting panicked")))
+}
+
+/// The proof material for leaf `index` in the tree of `tree_size` leaves.
+pub async fn receipt(state: &AppState, index: u64, tree_size: u64) -> ApiResult<LedgerReceipt> {
+    let (root, proof) = state.registry.inclusion_proof(index, tree_size).await?;
+    let entry = state
+        .registry
+        .entry(index)
+        .await?
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("leaf {index} vanished after it was applied")))?;
+    let checkpoint = state.signer.sign_checkpoint(&TreeHead {
+        size: tree_size,
+        root,
+    })?;
+    Ok(LedgerReceipt::new(index, tree_size, root, &proof, &entry.leaf, checkpoint))
+}

@@ -1,0 +1,77 @@
+//! `/v1/content`: registering and looking up files.
+
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use crate::auth::Operator;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use crate::views::{ContentView, RegistrationReceipt};
+use crate::{register, upload};
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v1/content",
+            // Uploads are streamed to disk and bounded by the configured
+            // limit, not by axum's in-memory default.
+            post(post_content).layer(DefaultBodyLimit::disable()).get(find_content),
+        )
+        .route("/v1/content/{content_id}", get(get_content))
+}
+
+/// Registers a file; 201 with the receipt, 409 if the bytes are registered.
+async fn post_content(
+    State(state): State<AppState>,
+    _operator: Operator,
+    request: Request,
+) -> ApiResult<(StatusCode, Json<RegistrationReceipt>)> {
+    let received = upload::receive(&state, request).await?;
+    let receipt = register::register(&state, received).await?;
+    Ok((StatusCode::CREATED, Json(receipt)))
+}
+
+/// One registration by id.
+async fn get_content(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<ContentView>> {
+    let Path(content_id) = path.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let id = content_id.to_ascii_lowercase();
+    if !registry::metadata::is_content_id(&id) {
+        return Err(ApiError::BadRequest(format!("{content_id:?} is not a content id")));
+    }
+    let record = state
+        .registry
+        .content(&id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no content with id {id}")))?;
+    Ok(Json(ContentView::new(record.registration, record.ledger_index)))
+}
+
+#[derive(Deserialize)]
+struct FindContent {
+    sha256: String,
+}
+
+/// The registration of the file with this SHA-256.
+async fn find_content(
+    State(state): State<AppState>,
+    query: Result<Query<FindContent>, QueryRejection>,
+) -> ApiResult<Json<ContentView>> {
+    let Query(FindContent { sha256 }) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let sha256 = sha256.to_ascii_lowercase();
+    if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ApiError::BadRequest("sha256 must be 64 hexadecimal digits".into()));
+    }
+    let record = state
+        .registry
+        .content_by_sha256(&sha256)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no content with sha256 {sha256}")))?;
+    Ok(Json(ContentView::new(record.registration, record.ledger_index)))
+}

@@ -1,0 +1,17 @@
+//! HTTP routes, one module per resource, merged in [`router`].
+
+use axum::Router;
+
+use crate::state::AppState;
+
+mod content;
+mod health;
+mod log;
+
+/// Every route of the API.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .merge(content::router())
+        .merge(log::router())
+        .merge(health::router())
+}

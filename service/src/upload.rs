@@ -1,0 +1,203 @@
+//! Receiving an upload: the body streams to a temporary file while it is
+//! hashed, so memory use does not grow with the file.
+//!
+//! Two request forms are accepted: the raw file as the body (its media type
+//! in `Content-Type`), or `multipart/form-data` with a `file` part and an
+//! optional `metadata` JSON part.
+
+use std::io::{self, Write};
+use std::path::Path;
+
+use axum::extract::{FromRequest, Multipart, Request};
+use axum::http::header::CONTENT_TYPE;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use media_fingerprint::{ExactHashes, StreamHasher};
+use registry::Metadata;
+use tempfile::NamedTempFile;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// How many leading bytes are kept for sniffing the media type.
+const HEAD_BYTES: usize = 8192;
+/// Largest accepted `metadata` part.
+const MAX_METADATA_BYTES: usize = 64 * 1024;
+
+/// A fully received upload.
+pub struct Received {
+    /// The spooled file; deleted when dropped.
+    pub file: NamedTempFile,
+    /// Exact hashes computed while streaming.
+    pub exact: ExactHashes,
+    /// The first bytes, for sniffing.
+    pub head: Vec<u8>,
+    /// The media type the client declared, if any.
+    pub declared_type: Option<String>,
+    /// The client's metadata, validated and normalised.
+    pub metadata: Metadata,
+}
+
+/// Reads the request body in whichever form it came.
+pub async fn receive(state: &AppState, request: Request) -> ApiResult<Received> {
+    let content_type = request
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    match content_type {
+        Some(ct) if ct.to_ascii_lowercase().starts_with("multipart/form-data") => {
+            let multipart = Multipart::from_request(request, state)
+                .await
+                .map_err(|e| ApiError::BadRequest(format!("malformed multipart body: {e}")))?;
+            receive_multipart(state, multipart).await
+        }
+        Some(ct) if ct.to_ascii_lowercase().starts_with("multipart/") => Err(ApiError::UnsupportedMediaType(
+            "multipart uploads must be multipart/form-data".into(),
+        )),
+        declared => {
+            let mut sink = Spool::start(&state.upload_dir, state.max_upload_bytes)?;
+            let mut body = request.into_body().into_data_stream();
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("reading the upload failed: {e}")))?;
+                sink = sink.push(chunk).await?;
+            }
+            let (file, exact, head) = sink.finish().await?;
+            Ok(Received {
+                file,
+                exact,
+                head,
+                declared_type: declared,
+                metadata: Metadata::default(),
+            })
+        }
+    }
+}
+
+async fn receive_multipart(state: &AppState, mut multipart: Multipart) -> ApiResult<Received> {
+    let bad = |e: axum::extract::multipart::MultipartError| ApiError::BadRequest(format!("malformed multipart body: {e}"));
+    let mut file = None;
+    let mut metadata = None;
+    while let Some(mut field) = multipart.next_field().await.map_err(bad)? {
+        match field.name() {
+            Some("file") => {
+                if file.is_some() {
+                    return Err(ApiError::BadRequest("more than one `file` part".into()));
+                }
+                let declared = field.content_type().map(str::to_owned);
+                let mut sink = Spool::start(&state.upload_dir, state.max_upload_bytes)?;
+                while let Some(chunk) = field.chunk().await.map_err(bad)? {
+                    sink = sink.push(chunk).await?;
+                }
+                file = Some((sink.finish().await?, declared));
+            }
+            Some("metadata") => {
+                if metadata.is_some() {
+                    return Err(ApiError::BadRequest("more than one `metadata` part".into()));
+                }
+                let mut text = Vec::new();
+                while let Some(chunk) = field.chunk().await.map_err(bad)? {
+                    if text.len() + chunk.len() > MAX_METADATA_BYTES {
+                        return Err(ApiError::BadRequest(format!(
+                            "the metadata part exceeds {MAX_METADATA_BYTES} bytes"
+                        )));
+                    }
+                    text.extend_from_slice(&chunk);
+                }
+                let parsed: Metadata = serde_json::from_slice(&text)
+                    .map_err(|e| ApiError::BadRequest(format!("metadata is not valid: {e}")))?;
+                metadata = Some(parsed.normalised()?);
+            }
+            other => {
+                return Err(ApiError::BadRequest(format!(
+                    "unexpected part {:?}; expected `file` and optionally `metadata`",
+                    other.unwrap_or("")
+                )));
+            }
+        }
+    }
+    let ((file, exact, head), declared_type) =
+        file.ok_or_else(|| ApiError::BadRequest("the multipart body has no `file` part".into()))?;
+    Ok(Received {
+        file,
+        exact,
+        head,
+        declared_type,
+        metadata: metadata.unwrap_or_default(),
+    })
+}
+
+type SpoolOutput = (NamedTempFile, ExactHashes, Vec<u8>);
+
+/// Writes chunks to a temporary file and hashes them on a blocking thread,
+/// so neither the disk writes nor the hashing stall the async workers. The
+/// bounded channel gives back-pressure: a fast client cannot queue up more
+/// than a few chunks in memory.
+struct Spool {
+    tx: mpsc::Sender<Bytes>,
+    task: JoinHandle<io::Result<SpoolOutput>>,
+    received: u64,
+    limit: u64,
+}
+
+impl Spool {
+    fn start(dir: &Path, limit: u64) -> ApiResult<Self> {
+        let mut file = NamedTempFile::new_in(dir)
+            .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("creating the upload spool file")))?;
+        let (tx, mut rx) = mpsc::channel::<Bytes>(8);
+        let task = tokio::task::spawn_blocking(move || {
+            let mut hasher = StreamHasher::new();
+            let mut head = Vec::with_capacity(HEAD_BYTES);
+            let mut out = io::BufWriter::with_capacity(1 << 20, file.as_file_mut());
+            while let Some(chunk) = rx.blocking_recv() {
+                if head.len() < HEAD_BYTES {
+                    let take = (HEAD_BYTES - head.len()).min(chunk.len());
+                    head.extend_from_slice(&chunk[..take]);
+                }
+                hasher.update(&chunk);
+                out.write_all(&chunk)?;
+            }
+            out.flush()?;
+            drop(out);
+            let exact = hasher.finish().map_err(io::Error::other)?;
+            Ok((file, exact, head))
+        });
+        Ok(Self {
+            tx,
+            task,
+            received: 0,
+            limit,
+        })
+    }
+
+    async fn push(mut self, chunk: Bytes) -> ApiResult<Self> {
+        self.received += chunk.len() as u64;
+        if self.received > self.limit {
+            return Err(ApiError::TooLarge { limit: self.limit });
+        }
+        if self.tx.send(chunk).await.is_err() {
+            // The writer stopped early, which only happens on an I/O error;
+            // `finish` reports it.
+            return Err(match self.finish().await {
+                Err(e) => e,
+                Ok(_) => ApiError::Internal(anyhow::anyhow!("the upload writer stopped early")),
+            });
+        }
+        Ok(self)
+    }
+
+    async fn finish(self) -> ApiResult<SpoolOutput> {
+        drop(self.tx);
+        let (file, exact, head) = self
+            .task
+            .await
+            .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("the upload writer panicked")))?
+            .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("spooling the upload")))?;
+        if exact.size == 0 {
+            return Err(ApiError::BadRequest("the uploaded file is empty".into()));
+        }
+        Ok((file, exact, head))
+    }
+}

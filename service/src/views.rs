@@ -1,0 +1,98 @@
+//! The JSON shapes the API returns. Kept apart from the registry's types so
+//! the wire format changes only on purpose.
+
+use base64::Engine;
+use base64::prelude::BASE64_STANDARD;
+use media_fingerprint::{MediaKind, MissingFingerprint};
+use registry::merkle::{Hash, encode_hash};
+use registry::{ContentRegistration, IsccCodes, Metadata};
+use serde::{Deserialize, Serialize};
+
+/// A registered piece of content.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContentView {
+    /// Stable id.
+    pub content_id: String,
+    /// SHA-256 of the file, lowercase hex.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Image, audio, video or other.
+    pub media_kind: MediaKind,
+    /// Sniffed MIME type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    /// ISCC units in canonical `ISCC:` form.
+    pub iscc: IsccCodes,
+    /// Fingerprints that could not be computed, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_fingerprints: Vec<MissingFingerprint>,
+    /// The registrant's metadata.
+    pub metadata: Metadata,
+    /// When it was registered (RFC 3339, UTC).
+    pub registered_at: String,
+    /// Who registered it.
+    pub registrant: String,
+    /// Leaf index of the registration in the ledger.
+    pub ledger_index: u64,
+}
+
+impl ContentView {
+    /// The view of a registration at leaf `ledger_index`.
+    pub fn new(reg: ContentRegistration, ledger_index: u64) -> Self {
+        Self {
+            content_id: reg.content_id,
+            sha256: reg.sha256,
+            size: reg.size,
+            media_kind: reg.media_kind,
+            media_type: reg.media_type,
+            iscc: reg.iscc,
+            missing_fingerprints: reg.missing_fingerprints,
+            metadata: reg.metadata,
+            registered_at: reg.registered_at,
+            registrant: reg.registrant,
+            ledger_index,
+        }
+    }
+}
+
+/// Everything needed to check offline that a leaf is in the log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LedgerReceipt {
+    /// Leaf index.
+    pub index: u64,
+    /// Size of the tree the proof and checkpoint are for.
+    pub tree_size: u64,
+    /// Root of that tree, base64.
+    pub root_hash: String,
+    /// RFC 9162 inclusion proof, base64 hashes, leaf to root.
+    pub inclusion_proof: Vec<String>,
+    /// The exact leaf bytes, base64; their leaf hash is what the proof covers.
+    pub leaf: String,
+    /// The signed C2SP checkpoint for `tree_size` and `root_hash`.
+    pub checkpoint: String,
+}
+
+impl LedgerReceipt {
+    /// Assembles a receipt.
+    pub fn new(index: u64, tree_size: u64, root: Hash, proof: &[Hash], leaf: &str, checkpoint: String) -> Self {
+        Self {
+            index,
+            tree_size,
+            root_hash: encode_hash(&root),
+            inclusion_proof: proof.iter().map(encode_hash).collect(),
+            leaf: BASE64_STANDARD.encode(leaf.as_bytes()),
+            checkpoint,
+        }
+    }
+}
+
+/// The 201 body of a registration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegistrationReceipt {
+    /// The registered content.
+    #[serde(flatten)]
+    pub content: ContentView,
+    /// Where it sits in the ledger, with proof.
+    pub ledger: LedgerReceipt,
+}
