@@ -1,5 +1,7 @@
 //! The `provreg` binary: parse the command line, set up logging, run.
 
+use std::io::IsTerminal;
+
 use clap::Parser;
 use service::config::{Cli, Command};
 
@@ -8,8 +10,12 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            // openraft narrates every election at info; its warnings are what
+            // an operator needs.
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,openraft=warn,chunked_wal=warn,raft_log=warn".into()),
         )
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
     match cli.command {

@@ -7,9 +7,10 @@
 
 use std::io::{self, Write};
 use std::path::Path;
+use std::time::Duration;
 
 use axum::extract::{FromRequest, Multipart, Request};
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{CONTENT_TYPE, EXPECT};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use media_fingerprint::{ExactHashes, StreamHasher};
@@ -38,6 +39,38 @@ pub struct Received {
     pub declared_type: Option<String>,
     /// The client's metadata, validated and normalised.
     pub metadata: Metadata,
+}
+
+/// Most of a refused request's body that is read and thrown away.
+const MAX_DISCARD_BYTES: u64 = 16 * 1024 * 1024;
+/// Longest time spent throwing a refused body away.
+const MAX_DISCARD_TIME: Duration = Duration::from_secs(5);
+
+/// Reads and drops the body of a request that is refused before its body
+/// was wanted. Without this the server answers while the client is still
+/// sending, closes the connection, and the client sees a reset instead of
+/// the answer. A client that asked `Expect: 100-continue` has sent nothing
+/// yet and is answered at once; anything beyond the bounds is cut off.
+pub async fn discard(request: Request) {
+    let expects_continue = request
+        .headers()
+        .get(EXPECT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+    if expects_continue {
+        return;
+    }
+    let mut body = request.into_body().into_data_stream();
+    let mut read = 0u64;
+    let _ = tokio::time::timeout(MAX_DISCARD_TIME, async {
+        while let Some(Ok(chunk)) = body.next().await {
+            read += chunk.len() as u64;
+            if read > MAX_DISCARD_BYTES {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// Reads the request body in whichever form it came.

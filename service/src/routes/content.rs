@@ -27,9 +27,13 @@ pub(super) fn router() -> Router<AppState> {
 /// Registers a file; 201 with the receipt, 409 if the bytes are registered.
 async fn post_content(
     State(state): State<AppState>,
-    _operator: Operator,
+    operator: Result<Operator, ApiError>,
     request: Request,
 ) -> ApiResult<(StatusCode, Json<RegistrationReceipt>)> {
+    if let Err(unauthorized) = operator {
+        upload::discard(request).await;
+        return Err(unauthorized);
+    }
     let received = upload::receive(&state, request).await?;
     let receipt = register::register(&state, received).await?;
     Ok((StatusCode::CREATED, Json(receipt)))

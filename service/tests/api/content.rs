@@ -1,0 +1,174 @@
+//! Registering content and reading it back.
+
+use ring::digest::{SHA256, digest};
+use serde_json::Value;
+
+use crate::support::{TestApp, media, verify_receipt};
+
+/// Registers real photos in both request forms; each 201 carries the right
+/// hashes and ISCC codes and a receipt that verifies offline; re-uploading
+/// the same bytes is a 409 naming the first registration; reads find it.
+#[tokio::test]
+async fn register_images_and_read_them_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start(dir.path()).await;
+    let key = app.key().await;
+
+    let mut receipts = vec![];
+    for (i, (file, mime)) in [
+        ("images/rocket.jpg", "image/jpeg"),
+        ("images/coffee.png", "image/png"),
+        ("images/coffee.webp", "image/webp"),
+        ("images/fallen_leaf_thumbnail.jpg", "image/jpeg"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let bytes = std::fs::read(media(file)).unwrap();
+        let resp = app.upload_raw(bytes.clone(), mime).await;
+        assert_eq!(resp.status(), 201, "{file}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["sha256"], hex::encode(digest(&SHA256, &bytes)), "{file}");
+        assert_eq!(body["size"], bytes.len(), "{file}");
+        assert_eq!(body["media_kind"], "image");
+        assert_eq!(body["media_type"], mime);
+        assert!(uuid::Uuid::parse_str(body["content_id"].as_str().unwrap()).is_ok());
+        for code in ["instance", "data", "image"] {
+            let c = body["iscc"][code].as_str().unwrap_or_default();
+            assert!(c.starts_with("ISCC:") && c.len() > 10, "{file} {code}: {c}");
+        }
+        assert_eq!(body["ledger"]["index"], i);
+        assert_eq!(body["ledger"]["tree_size"], i + 1);
+        verify_receipt(&body, &key);
+        receipts.push((file, bytes, body));
+    }
+
+    // Same bytes again, even with another declared type: 409, nothing added.
+    let (_, bytes, first) = &receipts[0];
+    let resp = app.upload_raw(bytes.clone(), "application/octet-stream").await;
+    assert_eq!(resp.status(), 409);
+    assert_eq!(resp.headers()["content-type"], "application/problem+json");
+    let problem: Value = resp.json().await.unwrap();
+    assert_eq!(problem["content_id"], first["content_id"]);
+    assert_eq!(problem["status"], 409);
+    assert_eq!(app.checkpoint().await.head.size, 4);
+
+    for (_, bytes, body) in &receipts {
+        let id = body["content_id"].as_str().unwrap();
+        let (status, by_id) = app.get_json(&format!("/v1/content/{id}")).await;
+        assert_eq!(status, 200);
+        assert_eq!(by_id["sha256"], body["sha256"]);
+        assert_eq!(by_id["iscc"], body["iscc"]);
+        assert_eq!(by_id["ledger_index"], body["ledger"]["index"]);
+        let sha = hex::encode(digest(&SHA256, bytes));
+        let (status, by_hash) = app.get_json(&format!("/v1/content?sha256={sha}")).await;
+        assert_eq!(status, 200);
+        assert_eq!(by_hash, by_id);
+    }
+
+    // Leaves served by the log are the receipts' leaves.
+    for (_, _, body) in &receipts {
+        let index = body["ledger"]["index"].as_u64().unwrap();
+        let (status, entry) = app.get_json(&format!("/v1/log/entries/{index}")).await;
+        assert_eq!(status, 200);
+        assert_eq!(entry["leaf"], body["ledger"]["leaf"]);
+        assert_eq!(entry["entry"]["type"], "content.registered");
+        assert_eq!(entry["entry"]["content_id"], body["content_id"]);
+    }
+}
+
+/// The multipart form carries metadata, which is validated, normalised and
+/// recorded in the leaf; `derived_from` must name registered content.
+#[tokio::test]
+async fn multipart_with_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start(dir.path()).await;
+
+    let upload = |file: &'static str, metadata: String| {
+        let bytes = std::fs::read(media(file)).unwrap();
+        let form = reqwest::multipart::Form::new()
+            .part(
+                "metadata",
+                reqwest::multipart::Part::text(metadata).mime_str("application/json").unwrap(),
+            )
+            .part("file", reqwest::multipart::Part::bytes(bytes).file_name("x").mime_str("image/jpeg").unwrap());
+        app.client.post(app.url("/v1/content")).bearer_auth(&app.token).multipart(form).send()
+    };
+
+    let resp = upload(
+        "images/path_2560x1600.jpg",
+        r#"{"title":"  Path  ","identifiers":{"ISRC":"us-rc1-76-07839"}}"#.into(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 201);
+    let parent: Value = resp.json().await.unwrap();
+    assert_eq!(parent["metadata"]["title"], "Path");
+    assert_eq!(parent["metadata"]["identifiers"]["isrc"], "USRC17607839");
+    verify_receipt(&parent, &app.key().await);
+
+    let parent_id = parent["content_id"].as_str().unwrap();
+    let resp = upload(
+        "images/path_thumbnail.jpg",
+        format!(r#"{{"title":"Path (thumbnail)","derived_from":["{parent_id}"]}}"#),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 201);
+    let child: Value = resp.json().await.unwrap();
+    assert_eq!(child["metadata"]["derived_from"][0], parent_id);
+
+    // An unknown parent is refused when applied, and nothing is stored.
+    let resp = upload(
+        "images/chelsea.png",
+        r#"{"derived_from":["0192f0c1-0000-7000-8000-0000000000ff"]}"#.into(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 400);
+    let problem: Value = resp.json().await.unwrap();
+    assert!(problem["detail"].as_str().unwrap().contains("not registered"), "{problem}");
+    assert_eq!(app.checkpoint().await.head.size, 2);
+}
+
+/// A file that is not an image registers with its exact codes, and the
+/// response says which content fingerprint is missing.
+#[tokio::test]
+async fn non_image_registers_with_exact_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start(dir.path()).await;
+    let bytes = std::fs::read(media("audio/house_lo.wav")).unwrap();
+    let resp = app.upload_raw(bytes, "audio/wav").await;
+    assert_eq!(resp.status(), 201);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["media_kind"], "audio");
+    assert!(body["iscc"]["instance"].as_str().unwrap().starts_with("ISCC:"));
+    assert!(body["iscc"].get("image").is_none());
+    assert_eq!(body["missing_fingerprints"][0]["fingerprint"], "iscc_audio");
+    verify_receipt(&body, &app.key().await);
+}
+
+/// An empty log serves a signed checkpoint of size 0 whose root is the
+/// SHA-256 of nothing, and a verifier key in note format.
+#[tokio::test]
+async fn empty_log_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start(dir.path()).await;
+    let note = app.get_text("/v1/log/checkpoint").await;
+    assert!(note.starts_with("provreg.local/log\n0\n47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\n\n\u{2014} provreg.local/log "), "{note}");
+    let key = app.key().await;
+    let parts: Vec<&str> = key.splitn(3, '+').collect();
+    assert_eq!(parts.len(), 3);
+    assert_eq!(parts[0], "provreg.local/log");
+    assert_eq!(parts[1].len(), 8);
+    assert_eq!(app.checkpoint().await.head.size, 0);
+}
+
+/// `--origin` names the log in checkpoints and the key.
+#[tokio::test]
+async fn origin_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start_with(dir.path(), &["--origin", "archive.example/ledger"]).await;
+    assert!(app.key().await.starts_with("archive.example/ledger+"));
+    assert_eq!(app.checkpoint().await.origin, "archive.example/ledger");
+}

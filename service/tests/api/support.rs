@@ -1,0 +1,163 @@
+//! `TestApp`: a real `provreg` process on a random port, with its own data
+//! directory, that tests can kill with SIGKILL and start again.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::prelude::BASE64_STANDARD;
+use registry::checkpoint::{VerifiedCheckpoint, verify_checkpoint};
+use registry::merkle::{decode_hash, leaf_hash, verify_inclusion};
+use serde_json::Value;
+
+/// Path of a file in the shared test media.
+pub fn media(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/media").join(rel)
+}
+
+/// A running server.
+pub struct TestApp {
+    child: Child,
+    /// Base URL, e.g. `http://127.0.0.1:41234`.
+    pub base: String,
+    /// The operator token from the data dir.
+    pub token: String,
+    /// HTTP client.
+    pub client: reqwest::Client,
+}
+
+impl TestApp {
+    /// Starts `provreg serve` on port 0 with `data_dir`, waits until it
+    /// listens, and reads its operator token.
+    pub async fn start(data_dir: &Path) -> TestApp {
+        Self::start_with(data_dir, &[]).await
+    }
+
+    /// Like [`TestApp::start`], with extra flags.
+    pub async fn start_with(data_dir: &Path, extra: &[&str]) -> TestApp {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_provreg"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .env("RUST_LOG", "info,openraft=warn")
+            .env_remove("PROVREG_DATABASE_URL")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn provreg");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (tx, rx) = mpsc::channel();
+        // Keep draining stderr for the life of the process so it never
+        // blocks on a full pipe; report the listening address once.
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if std::env::var_os("PROVREG_TEST_LOG").is_some() {
+                    eprintln!("[provreg] {line}");
+                }
+                if line.contains("Listening.") {
+                    if let Some(addr) = line.split_whitespace().find_map(|w| w.strip_prefix("addr=")) {
+                        if let Some(tx) = tx.take() {
+                            let _ = tx.send(addr.parse::<SocketAddr>().expect("addr parses"));
+                        }
+                    }
+                }
+            }
+        });
+        let addr = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(120)))
+            .await
+            .unwrap()
+            .expect("provreg did not report a listening address");
+        let token = std::fs::read_to_string(data_dir.join("operator.token"))
+            .unwrap()
+            .trim()
+            .to_owned();
+        TestApp {
+            child,
+            base: format!("http://{addr}"),
+            token,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// `kill -9`: no shutdown handlers run.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Full URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Registers a file as the raw request body.
+    pub async fn upload_raw(&self, bytes: Vec<u8>, content_type: &str) -> reqwest::Response {
+        self.client
+            .post(self.url("/v1/content"))
+            .bearer_auth(&self.token)
+            .header("content-type", content_type)
+            .body(bytes)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// GET returning (status, JSON body).
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        let resp = self.client.get(self.url(path)).send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap())
+    }
+
+    /// GET returning text.
+    pub async fn get_text(&self, path: &str) -> String {
+        let resp = self.client.get(self.url(path)).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        resp.text().await.unwrap()
+    }
+
+    /// The note verifier key.
+    pub async fn key(&self) -> String {
+        self.get_text("/v1/log/key").await.trim().to_owned()
+    }
+
+    /// The current checkpoint, verified with the server's key.
+    pub async fn checkpoint(&self) -> VerifiedCheckpoint {
+        let note = self.get_text("/v1/log/checkpoint").await;
+        verify_checkpoint(&note, &self.key().await).expect("checkpoint verifies")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Checks a 201 receipt completely: checkpoint signature with `key`, the
+/// root it signs, and the inclusion proof of the leaf it carries.
+pub fn verify_receipt(receipt: &Value, key: &str) {
+    let ledger = &receipt["ledger"];
+    let cp = verify_checkpoint(ledger["checkpoint"].as_str().unwrap(), key).expect("receipt checkpoint verifies");
+    let tree_size = ledger["tree_size"].as_u64().unwrap();
+    let index = ledger["index"].as_u64().unwrap();
+    assert_eq!(cp.head.size, tree_size);
+    assert_eq!(decode_hash(ledger["root_hash"].as_str().unwrap()).unwrap(), cp.head.root);
+    let leaf = BASE64_STANDARD.decode(ledger["leaf"].as_str().unwrap()).unwrap();
+    let proof: Vec<_> = ledger["inclusion_proof"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| decode_hash(h.as_str().unwrap()).unwrap())
+        .collect();
+    verify_inclusion(leaf_hash(&leaf), index, tree_size, &proof, cp.head.root).expect("inclusion proof verifies");
+    let leaf: Value = serde_json::from_slice(&leaf).unwrap();
+    assert_eq!(leaf["content_id"], receipt["content_id"]);
+    assert_eq!(leaf["sha256"], receipt["sha256"]);
+}
