@@ -24,7 +24,9 @@ impl<T: Serialize> Encode for Json<T> {
         let len = u32::try_from(bytes.len())
             .ok()
             .filter(|&n| n as usize <= MAX_RECORD)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "raft log record too large"))?;
+            .ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidInput, "raft log record too large")
+            })?;
         w.write_all(&len.to_be_bytes())?;
         w.write_all(&bytes)?;
         Ok(4 + bytes.len())

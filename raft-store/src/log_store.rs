@@ -115,7 +115,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
         let log = self.log.read().await;
-        Ok(log.log_state().vote().map(|v| v.0.clone()))
+        Ok(log.log_state().vote().map(|v| v.0))
     }
 }
 
@@ -128,8 +128,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // raft-log moves `last` up to the purge point when a purge empties
         // the log, so `last` is never behind `purged`.
         Ok(LogState {
-            last_purged_log_id: state.purged().map(|id| id.0.clone()),
-            last_log_id: state.last().map(|id| id.0.clone()),
+            last_purged_log_id: state.purged().map(|id| id.0),
+            last_log_id: state.last().map(|id| id.0),
         })
     }
 
@@ -141,7 +141,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let (tx, rx) = oneshot::channel();
         {
             let mut log = self.log.write().await;
-            log.save_vote(Json(vote.clone()))?;
+            log.save_vote(Json(*vote))?;
             log.flush(true, Some(FlushCallback::Wait(tx)))?;
         }
         // A vote must be on disk before it is acted on: a node that forgot
@@ -161,10 +161,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
         let log = self.log.read().await;
-        Ok(log.log_state().committed().map(|id| id.0.clone()))
+        Ok(log.log_state().committed().map(|id| id.0))
     }
 
-    async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> Result<(), io::Error>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: IOFlushed<TypeConfig>,
+    ) -> Result<(), io::Error>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
     {
@@ -182,7 +186,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
         let at = last_log_id.next_index();
         let mut log = self.log.write().await;
-        if at >= log.log_state().last().map(|id| id.0.clone()).next_index() {
+        if at >= log.log_state().last().map(|id| id.0).next_index() {
             return Ok(());
         }
         // No fsync: if the truncation is lost in a crash, the leader sends the
@@ -193,7 +197,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
         let mut log = self.log.write().await;
-        if log_id.index < log.log_state().purged().map(|id| id.0.clone()).next_index() {
+        if log_id.index < log.log_state().purged().map(|id| id.0).next_index() {
             return Ok(());
         }
         log.purge(Json(log_id))?;

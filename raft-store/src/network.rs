@@ -11,11 +11,13 @@ use std::sync::Arc;
 
 use openraft::errors::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory};
-use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+};
 use openraft::{BasicNode, RaftNetworkV2};
 use registry::LedgerSnapshot;
-use serde::{Deserialize, Serialize};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::types::{SnapshotMeta, TypeConfig, Vote};
 
@@ -55,7 +57,12 @@ impl Rpc {
 pub trait Transport: Send + Sync + 'static {
     /// Sends `body` as `rpc` to `addr`; an `Err` means the peer was not reached
     /// or did not answer.
-    fn call(&self, addr: &str, rpc: Rpc, body: Vec<u8>) -> impl Future<Output = io::Result<Vec<u8>>> + Send;
+    fn call(
+        &self,
+        addr: &str,
+        rpc: Rpc,
+        body: Vec<u8>,
+    ) -> impl Future<Output = io::Result<Vec<u8>>> + Send;
 }
 
 /// The body of a snapshot RPC.
@@ -94,7 +101,11 @@ impl<T: Transport> RaftNetworkFactory<TypeConfig> for Network<T> {
 }
 
 impl<T: Transport> Peer<T> {
-    async fn send<Req: Serialize, Resp: DeserializeOwned>(&self, rpc: Rpc, req: &Req) -> Result<Resp, RPCError<TypeConfig>> {
+    async fn send<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        rpc: Rpc,
+        req: &Req,
+    ) -> Result<Resp, RPCError<TypeConfig>> {
         let body = serde_json::to_vec(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let reply = self
             .transport
@@ -120,8 +131,10 @@ impl<T: Transport> RaftNetworkV2<TypeConfig> for Peer<T> {
         rpc: AppendEntriesRequest<TypeConfig>,
         _option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let reply: Reply<AppendEntriesResponse<TypeConfig>, openraft::errors::RaftError<TypeConfig>> =
-            self.send(Rpc::Append, &rpc).await?;
+        let reply: Reply<
+            AppendEntriesResponse<TypeConfig>,
+            openraft::errors::RaftError<TypeConfig>,
+        > = self.send(Rpc::Append, &rpc).await?;
         reply.map_err(|e| remote(self.target, e))
     }
 

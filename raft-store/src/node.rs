@@ -67,7 +67,11 @@ impl RaftNode {
     /// Opens the log in `config.dir`, recovers the state machine from
     /// `registry` and starts Raft. Entries committed but not yet applied
     /// before a crash are applied again from the log.
-    pub async fn start<T: Transport>(config: NodeConfig, registry: Registry, transport: Arc<T>) -> Result<Self> {
+    pub async fn start<T: Transport>(
+        config: NodeConfig,
+        registry: Registry,
+        transport: Arc<T>,
+    ) -> Result<Self> {
         std::fs::create_dir_all(&config.dir)?;
         let log = LogStore::open(&config.dir.join("log"))?;
         let sm = StateMachine::new(registry, config.dir.join("snapshot.json"));

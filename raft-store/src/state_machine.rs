@@ -10,8 +10,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use futures_util::{Stream, TryStreamExt};
-use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::entry::RaftEntry;
+use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend};
 use registry::{ApplyOutcome, LedgerSnapshot, RaftMarks, Registry};
 use serde::{Deserialize, Serialize};
@@ -79,7 +79,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 EntryPayload::Blank => ApplyOutcome::NoLedgerChange,
                 EntryPayload::Normal(command) => tx.apply(&command.0).await.map_err(io_err)?,
                 EntryPayload::Membership(membership) => {
-                    let stored = StoredMembership::new(Some(log_id.clone()), membership.clone());
+                    let stored = StoredMembership::new(Some(log_id), membership.clone());
                     marks.last_membership = Some(to_json(&stored)?);
                     ApplyOutcome::NoLedgerChange
                 }

@@ -50,13 +50,16 @@ impl Drop for PgGuard {
         // Drop runs inside the suite's runtime; do the cleanup on a thread
         // with its own so it does not block or nest runtimes.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
             if let Ok(rt) = rt {
                 rt.block_on(async {
                     if let Ok(pool) = sqlx::AnyPool::connect(&admin_url).await {
-                        let _ = sqlx::query(&format!("drop database if exists {name} with (force)"))
-                            .execute(&pool)
-                            .await;
+                        let _ =
+                            sqlx::query(&format!("drop database if exists {name} with (force)"))
+                                .execute(&pool)
+                                .await;
                     }
                 });
             }
@@ -76,14 +79,21 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, PgGuard> for PgBuilder {
         sqlx::any::install_default_drivers();
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let name = format!("provreg_conformance_{}_{n}", std::process::id());
-        let admin = sqlx::AnyPool::connect(&self.admin_url).await.map_err(storage_err)?;
+        let admin = sqlx::AnyPool::connect(&self.admin_url)
+            .await
+            .map_err(storage_err)?;
         sqlx::query(&format!("create database {name}"))
             .execute(&admin)
             .await
             .map_err(storage_err)?;
         admin.close().await;
-        let base = self.admin_url.rsplit_once('/').map_or(self.admin_url.as_str(), |(b, _)| b);
-        let registry = Registry::connect(&format!("{base}/{name}")).await.map_err(storage_err)?;
+        let base = self
+            .admin_url
+            .rsplit_once('/')
+            .map_or(self.admin_url.as_str(), |(b, _)| b);
+        let registry = Registry::connect(&format!("{base}/{name}"))
+            .await
+            .map_err(storage_err)?;
         let dir = TempDir::new().map_err(storage_err)?;
         let log = LogStore::open(&dir.path().join("log")).map_err(storage_err)?;
         let sm = StateMachine::new(registry, dir.path().join("snapshot.json"));

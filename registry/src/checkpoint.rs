@@ -150,7 +150,10 @@ pub fn verify_checkpoint(note_text: &str, verifier_key: &str) -> Result<Verified
     if body.origin() != name {
         return Err(RegistryError::invalid(
             "checkpoint",
-            format!("origin {:?} does not match key name {name:?}", body.origin()),
+            format!(
+                "origin {:?} does not match key name {name:?}",
+                body.origin()
+            ),
         ));
     }
     Ok(VerifiedCheckpoint {
@@ -187,7 +190,11 @@ mod tests {
         assert_eq!(lines[2], "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=");
         assert_eq!(lines[2], encode_hash(&EMPTY_ROOT));
         assert_eq!(lines[3], "");
-        assert!(lines[4].starts_with("\u{2014} provreg.local/log "), "{}", lines[4]);
+        assert!(
+            lines[4].starts_with("\u{2014} provreg.local/log "),
+            "{}",
+            lines[4]
+        );
         assert_eq!(lines[5], "");
         assert_eq!(lines.len(), 6);
         // 4-byte key id + 64-byte signature.

@@ -213,7 +213,10 @@ mod tests {
     /// A leaf from a future encoding version is refused, not misread.
     #[test]
     fn unknown_version_is_refused() {
-        let leaf = sample().to_leaf().unwrap().replacen("\"v\":1", "\"v\":2", 1);
+        let leaf = sample()
+            .to_leaf()
+            .unwrap()
+            .replacen("\"v\":1", "\"v\":2", 1);
         assert!(matches!(
             LedgerEntry::from_leaf(&leaf),
             Err(RegistryError::Corrupt(_))

@@ -21,7 +21,10 @@ pub(crate) fn normalise(metadata: Metadata) -> Result<Metadata> {
         Some(title) => {
             let title = title.trim().to_owned();
             if title.is_empty() {
-                return Err(RegistryError::invalid("metadata.title", "must not be blank"));
+                return Err(RegistryError::invalid(
+                    "metadata.title",
+                    "must not be blank",
+                ));
             }
             if title.chars().count() > MAX_TITLE_CHARS {
                 return Err(RegistryError::invalid(
@@ -187,7 +190,9 @@ fn eidr(value: &str) -> Option<String> {
     let rest = value.trim().strip_prefix("10.5240/")?;
     let v = compact(rest, &['-']);
     let b = v.as_bytes();
-    let ok = b.len() == 21 && v[..20].bytes().all(|c| c.is_ascii_hexdigit()) && b[20].is_ascii_alphanumeric();
+    let ok = b.len() == 21
+        && v[..20].bytes().all(|c| c.is_ascii_hexdigit())
+        && b[20].is_ascii_alphanumeric();
     ok.then(|| {
         format!(
             "10.5240/{}-{}-{}-{}-{}-{}",
@@ -220,13 +225,29 @@ mod tests {
             ("ISRC", "USRC17607839", "USRC17607839"),
             ("iswc", "T-034.524.680-1", "T-034.524.680-1"),
             ("iswc", "T0345246801", "T-034.524.680-1"),
-            ("isan", "ISAN 0000-0000-3A8D-0000-Z", "ISAN 0000-0000-3A8D-0000-Z"),
-            ("isan", "0000-0000-3a8d-0000-z-0000-0000-6", "ISAN 0000-0000-3A8D-0000-Z-0000-0000-6"),
-            ("eidr", "10.5240/7791-8534-2C23-9030-8610-5", "10.5240/7791-8534-2C23-9030-8610-5"),
+            (
+                "isan",
+                "ISAN 0000-0000-3A8D-0000-Z",
+                "ISAN 0000-0000-3A8D-0000-Z",
+            ),
+            (
+                "isan",
+                "0000-0000-3a8d-0000-z-0000-0000-6",
+                "ISAN 0000-0000-3A8D-0000-Z-0000-0000-6",
+            ),
+            (
+                "eidr",
+                "10.5240/7791-8534-2C23-9030-8610-5",
+                "10.5240/7791-8534-2C23-9030-8610-5",
+            ),
         ];
         for (scheme, given, want) in cases {
             let m = with_identifier(scheme, given).unwrap();
-            assert_eq!(m.identifiers[&scheme.to_ascii_lowercase()], want, "{scheme} {given}");
+            assert_eq!(
+                m.identifiers[&scheme.to_ascii_lowercase()],
+                want,
+                "{scheme} {given}"
+            );
         }
     }
 
@@ -244,7 +265,13 @@ mod tests {
         ] {
             let err = with_identifier(scheme, value).unwrap_err();
             assert!(
-                matches!(err, RegistryError::Invalid { field: "metadata.identifiers", .. }),
+                matches!(
+                    err,
+                    RegistryError::Invalid {
+                        field: "metadata.identifiers",
+                        ..
+                    }
+                ),
                 "{scheme} {value}: {err}"
             );
         }
@@ -260,11 +287,13 @@ mod tests {
         .unwrap();
         assert_eq!(m.title.as_deref(), Some("Coffee"));
         for bad in ["   ", "a\u{0}b", &"x".repeat(MAX_TITLE_CHARS + 1)] {
-            assert!(normalise(Metadata {
-                title: Some(bad.to_owned()),
-                ..Metadata::default()
-            })
-            .is_err());
+            assert!(
+                normalise(Metadata {
+                    title: Some(bad.to_owned()),
+                    ..Metadata::default()
+                })
+                .is_err()
+            );
         }
     }
 
@@ -279,11 +308,13 @@ mod tests {
         .unwrap();
         assert_eq!(ok.derived_from, vec![id.to_owned()]);
         for bad in [vec!["nope".to_owned()], vec![id.to_owned(), id.to_owned()]] {
-            assert!(normalise(Metadata {
-                derived_from: bad,
-                ..Metadata::default()
-            })
-            .is_err());
+            assert!(
+                normalise(Metadata {
+                    derived_from: bad,
+                    ..Metadata::default()
+                })
+                .is_err()
+            );
         }
     }
 }

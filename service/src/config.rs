@@ -60,7 +60,10 @@ impl ServeArgs {
     /// The database URL in effect.
     pub fn database_url(&self) -> String {
         self.database_url.clone().unwrap_or_else(|| {
-            format!("sqlite://{}?mode=rwc", self.data_dir.join("registry.db").display())
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("registry.db").display()
+            )
         })
     }
 }

@@ -3,7 +3,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use raft_store::StoreError;
-use registry::{Rejection, RegistryError};
+use registry::{RegistryError, Rejection};
 use serde_json::json;
 
 /// An error on its way to the client.
@@ -79,7 +79,8 @@ impl IntoResponse for ApiError {
                 // Logged once, here, with the full chain; the client gets
                 // nothing that could leak internals.
                 tracing::error!(error = ?e, "Request failed with an internal error.");
-                "the server failed to handle this request; the operator can find details in its log".to_owned()
+                "the server failed to handle this request; the operator can find details in its log"
+                    .to_owned()
             }
             other => other.to_string(),
         };
@@ -108,7 +109,9 @@ impl IntoResponse for ApiError {
 impl From<RegistryError> for ApiError {
     fn from(e: RegistryError) -> Self {
         match e {
-            RegistryError::Invalid { .. } | RegistryError::OutOfRange(_) => Self::BadRequest(e.to_string()),
+            RegistryError::Invalid { .. } | RegistryError::OutOfRange(_) => {
+                Self::BadRequest(e.to_string())
+            }
             RegistryError::NotFound(what) => Self::NotFound(format!("{what} not found")),
             other => Self::Internal(other.into()),
         }
@@ -118,7 +121,9 @@ impl From<RegistryError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::NotLeader { .. } | StoreError::NoLeader(_) => Self::Unavailable(e.to_string()),
+            StoreError::NotLeader { .. } | StoreError::NoLeader(_) => {
+                Self::Unavailable(e.to_string())
+            }
             other => Self::Internal(other.into()),
         }
     }

@@ -76,7 +76,10 @@ pub fn token_digest(token: &str) -> [u8; 32] {
 }
 
 /// Reads `path`, or creates it with `make()`'s bytes and mode 0600.
-fn read_or_create(path: &Path, make: impl FnOnce() -> anyhow::Result<Vec<u8>>) -> anyhow::Result<Vec<u8>> {
+fn read_or_create(
+    path: &Path,
+    make: impl FnOnce() -> anyhow::Result<Vec<u8>>,
+) -> anyhow::Result<Vec<u8>> {
     match File::open(path) {
         Ok(mut f) => {
             let mut bytes = Vec::new();
@@ -121,7 +124,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let first = Identity::load_or_create(dir.path(), "provreg.local/log").unwrap();
         for file in [SIGNING_KEY_FILE, OPERATOR_TOKEN_FILE] {
-            let mode = std::fs::metadata(dir.path().join(file)).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.path().join(file))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600, "{file}");
         }
         let second = Identity::load_or_create(dir.path(), "provreg.local/log").unwrap();

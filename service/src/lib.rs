@@ -15,8 +15,8 @@
 
 #![warn(missing_docs)]
 
-pub mod config;
 mod auth;
+pub mod config;
 mod error;
 mod identity;
 mod register;
@@ -55,7 +55,11 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Serves `router(state)` on `listener` until `shutdown` resolves.
-pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await
@@ -63,7 +67,10 @@ pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future
 }
 
 /// Starts a node as configured and serves until `shutdown` resolves.
-pub async fn run(args: ServeArgs, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn run(
+    args: ServeArgs,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating the data directory {}", args.data_dir.display()))?;
 
@@ -81,7 +88,8 @@ pub async fn run(args: ServeArgs, shutdown: impl Future<Output = ()> + Send + 's
     // Leftovers of uploads interrupted by a crash are never needed again.
     let upload_dir = args.data_dir.join("uploads");
     if upload_dir.exists() {
-        std::fs::remove_dir_all(&upload_dir).with_context(|| format!("clearing {}", upload_dir.display()))?;
+        std::fs::remove_dir_all(&upload_dir)
+            .with_context(|| format!("clearing {}", upload_dir.display()))?;
     }
     std::fs::create_dir_all(&upload_dir)?;
 
@@ -106,7 +114,10 @@ pub async fn run(args: ServeArgs, shutdown: impl Future<Output = ()> + Send + 's
     .await
     .context("starting Raft")?;
     if node.initialize_single().await? {
-        tracing::info!(node.id = args.node_id, "Initialised a new single-node cluster.");
+        tracing::info!(
+            node.id = args.node_id,
+            "Initialised a new single-node cluster."
+        );
     }
     node.wait_for_leader(Duration::from_secs(30)).await?;
 

@@ -56,7 +56,9 @@ pub async fn register(state: &AppState, upload: Received) -> ApiResult<Registrat
 
     let outcome = state
         .node
-        .propose(LedgerEntry::new(EntryBody::ContentRegistered(registration.clone())))
+        .propose(LedgerEntry::new(EntryBody::ContentRegistered(
+            registration.clone(),
+        )))
         .await?;
     let (index, tree_size) = match outcome {
         ApplyOutcome::Appended { index, tree_size } => (index, tree_size),
@@ -82,11 +84,14 @@ pub async fn register(state: &AppState, upload: Received) -> ApiResult<Registrat
     })
 }
 
-async fn fingerprint(state: &AppState, upload: &Received, sniffed: &Sniffed) -> ApiResult<ContentFingerprint> {
-    let file = upload
-        .file
-        .reopen()
-        .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("reopening the spooled upload")))?;
+async fn fingerprint(
+    state: &AppState,
+    upload: &Received,
+    sniffed: &Sniffed,
+) -> ApiResult<ContentFingerprint> {
+    let file = upload.file.reopen().map_err(|e| {
+        ApiError::Internal(anyhow::Error::new(e).context("reopening the spooled upload"))
+    })?;
     let sniffed = sniffed.clone();
     let limits = state.limits.clone();
     // Decoding is CPU-bound; keep it off the async workers.
@@ -100,14 +105,21 @@ async fn fingerprint(state: &AppState, upload: &Received, sniffed: &Sniffed) -> 
 /// The proof material for leaf `index` in the tree of `tree_size` leaves.
 pub async fn receipt(state: &AppState, index: u64, tree_size: u64) -> ApiResult<LedgerReceipt> {
     let (root, proof) = state.registry.inclusion_proof(index, tree_size).await?;
-    let entry = state
-        .registry
-        .entry(index)
-        .await?
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("leaf {index} vanished after it was applied")))?;
+    let entry = state.registry.entry(index).await?.ok_or_else(|| {
+        ApiError::Internal(anyhow::anyhow!(
+            "leaf {index} vanished after it was applied"
+        ))
+    })?;
     let checkpoint = state.signer.sign_checkpoint(&TreeHead {
         size: tree_size,
         root,
     })?;
-    Ok(LedgerReceipt::new(index, tree_size, root, &proof, &entry.leaf, checkpoint))
+    Ok(LedgerReceipt::new(
+        index,
+        tree_size,
+        root,
+        &proof,
+        &entry.leaf,
+        checkpoint,
+    ))
 }

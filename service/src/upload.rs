@@ -87,14 +87,15 @@ pub async fn receive(state: &AppState, request: Request) -> ApiResult<Received> 
                 .map_err(|e| ApiError::BadRequest(format!("malformed multipart body: {e}")))?;
             receive_multipart(state, multipart).await
         }
-        Some(ct) if ct.to_ascii_lowercase().starts_with("multipart/") => Err(ApiError::UnsupportedMediaType(
-            "multipart uploads must be multipart/form-data".into(),
-        )),
+        Some(ct) if ct.to_ascii_lowercase().starts_with("multipart/") => Err(
+            ApiError::UnsupportedMediaType("multipart uploads must be multipart/form-data".into()),
+        ),
         declared => {
             let mut sink = Spool::start(&state.upload_dir, state.max_upload_bytes)?;
             let mut body = request.into_body().into_data_stream();
             while let Some(chunk) = body.next().await {
-                let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("reading the upload failed: {e}")))?;
+                let chunk = chunk
+                    .map_err(|e| ApiError::BadRequest(format!("reading the upload failed: {e}")))?;
                 sink = sink.push(chunk).await?;
             }
             let (file, exact, head) = sink.finish().await?;
@@ -110,7 +111,9 @@ pub async fn receive(state: &AppState, request: Request) -> ApiResult<Received> 
 }
 
 async fn receive_multipart(state: &AppState, mut multipart: Multipart) -> ApiResult<Received> {
-    let bad = |e: axum::extract::multipart::MultipartError| ApiError::BadRequest(format!("malformed multipart body: {e}"));
+    let bad = |e: axum::extract::multipart::MultipartError| {
+        ApiError::BadRequest(format!("malformed multipart body: {e}"))
+    };
     let mut file = None;
     let mut metadata = None;
     while let Some(mut field) = multipart.next_field().await.map_err(bad)? {
@@ -177,8 +180,9 @@ struct Spool {
 
 impl Spool {
     fn start(dir: &Path, limit: u64) -> ApiResult<Self> {
-        let mut file = NamedTempFile::new_in(dir)
-            .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("creating the upload spool file")))?;
+        let mut file = NamedTempFile::new_in(dir).map_err(|e| {
+            ApiError::Internal(anyhow::Error::new(e).context("creating the upload spool file"))
+        })?;
         let (tx, mut rx) = mpsc::channel::<Bytes>(8);
         let task = tokio::task::spawn_blocking(move || {
             let mut hasher = StreamHasher::new();
@@ -226,8 +230,12 @@ impl Spool {
         let (file, exact, head) = self
             .task
             .await
-            .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("the upload writer panicked")))?
-            .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("spooling the upload")))?;
+            .map_err(|e| {
+                ApiError::Internal(anyhow::Error::new(e).context("the upload writer panicked"))
+            })?
+            .map_err(|e| {
+                ApiError::Internal(anyhow::Error::new(e).context("spooling the upload"))
+            })?;
         if exact.size == 0 {
             return Err(ApiError::BadRequest("the uploaded file is empty".into()));
         }

@@ -21,13 +21,15 @@ pub fn verify(args: &VerifyArgs) -> anyhow::Result<String> {
         std::io::stdin().read_to_string(&mut text)?;
         text
     } else {
-        std::fs::read_to_string(&args.receipt).with_context(|| format!("reading {}", args.receipt.display()))?
+        std::fs::read_to_string(&args.receipt)
+            .with_context(|| format!("reading {}", args.receipt.display()))?
     };
     let receipt: RegistrationReceipt =
         serde_json::from_str(&text).context("the receipt is not a registration receipt")?;
     let ledger = &receipt.ledger;
 
-    let checkpoint = verify_checkpoint(&ledger.checkpoint, &args.key).context("checking the checkpoint signature")?;
+    let checkpoint = verify_checkpoint(&ledger.checkpoint, &args.key)
+        .context("checking the checkpoint signature")?;
     ensure!(
         checkpoint.head.size == ledger.tree_size,
         "the checkpoint is for tree size {}, the proof for {}",
@@ -39,14 +41,22 @@ pub fn verify(args: &VerifyArgs) -> anyhow::Result<String> {
         "the receipt's root hash is not the signed one"
     );
 
-    let leaf = BASE64_STANDARD.decode(&ledger.leaf).context("the leaf is not base64")?;
+    let leaf = BASE64_STANDARD
+        .decode(&ledger.leaf)
+        .context("the leaf is not base64")?;
     let proof = ledger
         .inclusion_proof
         .iter()
         .map(|h| decode_hash(h))
         .collect::<Result<Vec<_>, _>>()?;
-    verify_inclusion(leaf_hash(&leaf), ledger.index, ledger.tree_size, &proof, checkpoint.head.root)
-        .context("checking the inclusion proof")?;
+    verify_inclusion(
+        leaf_hash(&leaf),
+        ledger.index,
+        ledger.tree_size,
+        &proof,
+        checkpoint.head.root,
+    )
+    .context("checking the inclusion proof")?;
 
     let leaf = std::str::from_utf8(&leaf).context("the leaf is not UTF-8")?;
     let EntryBody::ContentRegistered(reg) = LedgerEntry::from_leaf(leaf)?.body;
@@ -59,7 +69,8 @@ pub fn verify(args: &VerifyArgs) -> anyhow::Result<String> {
     );
 
     if let Some(path) = &args.file {
-        let mut file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let mut file =
+            std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
         let mut sha = Sha::new(&SHA256);
         let mut buf = vec![0u8; 1 << 20];
         loop {
@@ -71,7 +82,11 @@ pub fn verify(args: &VerifyArgs) -> anyhow::Result<String> {
         }
         let got = hex::encode(sha.finish());
         if got != reg.sha256 {
-            bail!("{} has SHA-256 {got}, the registered file has {}", path.display(), reg.sha256);
+            bail!(
+                "{} has SHA-256 {got}, the registered file has {}",
+                path.display(),
+                reg.sha256
+            );
         }
     }
 

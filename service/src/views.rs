@@ -75,7 +75,14 @@ pub struct LedgerReceipt {
 
 impl LedgerReceipt {
     /// Assembles a receipt.
-    pub fn new(index: u64, tree_size: u64, root: Hash, proof: &[Hash], leaf: &str, checkpoint: String) -> Self {
+    pub fn new(
+        index: u64,
+        tree_size: u64,
+        root: Hash,
+        proof: &[Hash],
+        leaf: &str,
+        checkpoint: String,
+    ) -> Self {
         Self {
             index,
             tree_size,

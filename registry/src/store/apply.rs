@@ -99,12 +99,14 @@ impl ApplyTx {
 
         match &entry.body {
             EntryBody::ContentRegistered(reg) => {
-                sqlx::query("insert into content (content_id, sha256, ledger_idx) values ($1, $2, $3)")
-                    .bind(&reg.content_id)
-                    .bind(&reg.sha256)
-                    .bind(to_i64(index)?)
-                    .execute(&mut *conn)
-                    .await?;
+                sqlx::query(
+                    "insert into content (content_id, sha256, ledger_idx) values ($1, $2, $3)",
+                )
+                .bind(&reg.content_id)
+                .bind(&reg.sha256)
+                .bind(to_i64(index)?)
+                .execute(&mut *conn)
+                .await?;
             }
         }
 

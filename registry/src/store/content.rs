@@ -3,8 +3,8 @@
 use sqlx::Row;
 
 use super::{Registry, from_i64};
-use crate::entry::{ContentRegistration, EntryBody};
 use crate::Result;
+use crate::entry::{ContentRegistration, EntryBody};
 
 /// A registration and where it sits in the log.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,12 +26,19 @@ impl Registry {
         self.content_where("sha256", sha256).await
     }
 
-    async fn content_where(&self, column: &'static str, value: &str) -> Result<Option<ContentRecord>> {
+    async fn content_where(
+        &self,
+        column: &'static str,
+        value: &str,
+    ) -> Result<Option<ContentRecord>> {
         // `column` is one of two literals above, never user input.
         let sql = format!(
             "select e.idx, e.leaf from content c join ledger_entry e on e.idx = c.ledger_idx where c.{column} = $1"
         );
-        let row = sqlx::query(&sql).bind(value).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(&sql)
+            .bind(value)
+            .fetch_optional(&self.pool)
+            .await?;
         let Some(row) = row else { return Ok(None) };
         let ledger_index = from_i64(row.try_get(0)?)?;
         let leaf: String = row.try_get(1)?;

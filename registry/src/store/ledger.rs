@@ -57,7 +57,8 @@ impl Registry {
             )));
         }
         let root = with_hashes(&mut conn, |r| tlog_tiles::tree_hash(tree_size, r)).await?;
-        let proof = with_hashes(&mut conn, |r| tlog_tiles::prove_record(tree_size, index, r)).await?;
+        let proof =
+            with_hashes(&mut conn, |r| tlog_tiles::prove_record(tree_size, index, r)).await?;
         Ok((root, proof))
     }
 
@@ -95,11 +96,13 @@ impl Registry {
 
     /// Leaves `[start, end)` in order, for snapshots and exports.
     pub(super) async fn leaves(&self, start: u64, end: u64) -> Result<Vec<(u64, String)>> {
-        let rows = sqlx::query("select idx, leaf from ledger_entry where idx >= $1 and idx < $2 order by idx")
-            .bind(to_i64(start)?)
-            .bind(to_i64(end)?)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "select idx, leaf from ledger_entry where idx >= $1 and idx < $2 order by idx",
+        )
+        .bind(to_i64(start)?)
+        .bind(to_i64(end)?)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|row| Ok((from_i64(row.try_get(0)?)?, row.try_get(1)?)))
             .collect()

@@ -10,8 +10,8 @@ mod content;
 mod ledger;
 mod snapshot;
 
-use sqlx::any::AnyPoolOptions;
 use sqlx::AnyConnection;
+use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor, Row};
 
@@ -148,7 +148,8 @@ async fn fetch_hashes(conn: &mut AnyConnection, ids: &[u64]) -> Result<Vec<(u64,
 }
 
 pub(crate) fn parse_hex_hash(text: &str) -> Result<Hash> {
-    let bytes = hex::decode(text).map_err(|e| RegistryError::Corrupt(format!("stored hash: {e}")))?;
+    let bytes =
+        hex::decode(text).map_err(|e| RegistryError::Corrupt(format!("stored hash: {e}")))?;
     let array: [u8; 32] = bytes
         .try_into()
         .map_err(|_| RegistryError::Corrupt("stored hash is not 32 bytes".into()))?;

@@ -50,9 +50,11 @@ impl Registry {
 
     async fn marks_and_size(&self) -> Result<(RaftMarks, u64)> {
         use sqlx::Row;
-        let row = sqlx::query("select tree_size, last_applied, last_membership from sm_state where id = 1")
-            .fetch_one(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "select tree_size, last_applied, last_membership from sm_state where id = 1",
+        )
+        .fetch_one(&self.pool)
+        .await?;
         Ok((
             RaftMarks {
                 last_applied: row.try_get(1)?,

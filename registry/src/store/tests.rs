@@ -4,15 +4,15 @@
 use media_fingerprint::MediaKind;
 
 use super::*;
-use crate::entry::{ApplyOutcome, ContentRegistration, EntryBody, IsccCodes, LedgerEntry, Rejection};
+use crate::entry::{
+    ApplyOutcome, ContentRegistration, EntryBody, IsccCodes, LedgerEntry, Rejection,
+};
 use crate::merkle::{leaf_hash, verify_consistency, verify_inclusion};
 use crate::{Metadata, checkpoint::TreeHead};
 
 /// A database that lives as long as the test.
 pub(crate) enum TestDb {
-    Sqlite {
-        _dir: tempfile::TempDir,
-    },
+    Sqlite { _dir: tempfile::TempDir },
     Postgres { admin_url: String, name: String },
 }
 
@@ -32,11 +32,18 @@ impl TestDb {
 pub(crate) async fn backends() -> Vec<(Registry, TestDb)> {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/registry.db?mode=rwc", dir.path().display());
-    let mut out = vec![(Registry::connect(&url).await.unwrap(), TestDb::Sqlite { _dir: dir })];
+    let mut out = vec![(
+        Registry::connect(&url).await.unwrap(),
+        TestDb::Sqlite { _dir: dir },
+    )];
     match std::env::var("DATABASE_URL") {
         Ok(admin_url) => {
             sqlx::any::install_default_drivers();
-            let name = format!("provreg_test_{}", std::process::id() as u64 * 1000 + COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
+            let name = format!(
+                "provreg_test_{}",
+                std::process::id() as u64 * 1000
+                    + COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            );
             let pool = AnyPool::connect(&admin_url).await.unwrap();
             sqlx::query(&format!("create database {name}"))
                 .execute(&pool)
@@ -62,7 +69,9 @@ fn replace_db_name(url: &str, name: &str) -> String {
         None => (url, None),
     };
     let base = match base.rsplit_once('/') {
-        Some((prefix, _db)) if prefix.contains("//") && prefix.len() > "postgres://".len() => prefix,
+        Some((prefix, _db)) if prefix.contains("//") && prefix.len() > "postgres://".len() => {
+            prefix
+        }
         _ => base,
     };
     match query {
@@ -122,7 +131,8 @@ async fn proofs_from_the_store_verify() {
                 let (root, proof) = reg.inclusion_proof(index, size).await.unwrap();
                 assert_eq!(root, head.root);
                 let stored = reg.entry(index).await.unwrap().unwrap();
-                verify_inclusion(leaf_hash(stored.leaf.as_bytes()), index, size, &proof, root).unwrap();
+                verify_inclusion(leaf_hash(stored.leaf.as_bytes()), index, size, &proof, root)
+                    .unwrap();
             }
             for from in 1..=size {
                 let (root, proof) = reg.consistency_proof(from, size).await.unwrap();
@@ -157,8 +167,12 @@ async fn business_rules_reject_without_change() {
         assert_eq!(
             outcomes,
             vec![
-                ApplyOutcome::Rejected(Rejection::DuplicateContent { content_id: first.clone() }),
-                ApplyOutcome::Rejected(Rejection::ContentIdTaken { content_id: first.clone() }),
+                ApplyOutcome::Rejected(Rejection::DuplicateContent {
+                    content_id: first.clone()
+                }),
+                ApplyOutcome::Rejected(Rejection::ContentIdTaken {
+                    content_id: first.clone()
+                }),
                 ApplyOutcome::Rejected(Rejection::UnknownDerivedFrom {
                     content_id: "0192f0c1-0000-7000-8000-0000000000ff".into()
                 }),
@@ -171,7 +185,10 @@ async fn business_rules_reject_without_change() {
         r.metadata.derived_from = vec![first.clone()];
         assert_eq!(
             apply_all(&reg, &[child]).await,
-            vec![ApplyOutcome::Appended { index: 1, tree_size: 2 }]
+            vec![ApplyOutcome::Appended {
+                index: 1,
+                tree_size: 2
+            }]
         );
         db.drop_db().await;
     }
@@ -190,7 +207,12 @@ async fn uncommitted_batch_is_invisible() {
         }
         assert_eq!(reg.tree_size().await.unwrap(), 1);
         assert_eq!(reg.raft_marks().await.unwrap(), marks);
-        assert!(reg.content_by_sha256(&format!("{:064x}", 2)).await.unwrap().is_none());
+        assert!(
+            reg.content_by_sha256(&format!("{:064x}", 2))
+                .await
+                .unwrap()
+                .is_none()
+        );
         db.drop_db().await;
     }
 }
@@ -200,11 +222,24 @@ async fn uncommitted_batch_is_invisible() {
 async fn content_lookups() {
     for (reg, db) in backends().await {
         apply_all(&reg, &[registration(1), registration(2)]).await;
-        let by_id = reg.content("0192f0c1-0000-7000-8000-000000000002").await.unwrap().unwrap();
+        let by_id = reg
+            .content("0192f0c1-0000-7000-8000-000000000002")
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(by_id.ledger_index, 1);
-        let by_hash = reg.content_by_sha256(&format!("{:064x}", 2)).await.unwrap().unwrap();
+        let by_hash = reg
+            .content_by_sha256(&format!("{:064x}", 2))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(by_hash, by_id);
-        assert!(reg.content("0192f0c1-0000-7000-8000-0000000000aa").await.unwrap().is_none());
+        assert!(
+            reg.content("0192f0c1-0000-7000-8000-0000000000aa")
+                .await
+                .unwrap()
+                .is_none()
+        );
         db.drop_db().await;
     }
 }
@@ -214,13 +249,37 @@ async fn content_lookups() {
 async fn proof_ranges_are_checked() {
     for (reg, db) in backends().await {
         apply_all(&reg, &[registration(1), registration(2)]).await;
-        assert!(matches!(reg.inclusion_proof(2, 2).await, Err(RegistryError::OutOfRange(_))));
-        assert!(matches!(reg.inclusion_proof(0, 3).await, Err(RegistryError::OutOfRange(_))));
-        assert!(matches!(reg.consistency_proof(0, 2).await, Err(RegistryError::OutOfRange(_))));
-        assert!(matches!(reg.consistency_proof(2, 1).await, Err(RegistryError::OutOfRange(_))));
-        assert!(matches!(reg.consistency_proof(1, 3).await, Err(RegistryError::OutOfRange(_))));
-        assert!(matches!(reg.tree_head(Some(3)).await, Err(RegistryError::OutOfRange(_))));
-        assert_eq!(reg.tree_head(Some(0)).await.unwrap(), TreeHead { size: 0, root: crate::merkle::EMPTY_ROOT });
+        assert!(matches!(
+            reg.inclusion_proof(2, 2).await,
+            Err(RegistryError::OutOfRange(_))
+        ));
+        assert!(matches!(
+            reg.inclusion_proof(0, 3).await,
+            Err(RegistryError::OutOfRange(_))
+        ));
+        assert!(matches!(
+            reg.consistency_proof(0, 2).await,
+            Err(RegistryError::OutOfRange(_))
+        ));
+        assert!(matches!(
+            reg.consistency_proof(2, 1).await,
+            Err(RegistryError::OutOfRange(_))
+        ));
+        assert!(matches!(
+            reg.consistency_proof(1, 3).await,
+            Err(RegistryError::OutOfRange(_))
+        ));
+        assert!(matches!(
+            reg.tree_head(Some(3)).await,
+            Err(RegistryError::OutOfRange(_))
+        ));
+        assert_eq!(
+            reg.tree_head(Some(0)).await.unwrap(),
+            TreeHead {
+                size: 0,
+                root: crate::merkle::EMPTY_ROOT
+            }
+        );
         db.drop_db().await;
     }
 }
@@ -238,10 +297,26 @@ async fn snapshot_round_trip() {
         // Something to overwrite.
         apply_all(&dst, &[registration(9)]).await;
         dst.install_snapshot(&snap).await.unwrap();
-        assert_eq!(dst.tree_head(None).await.unwrap(), src.tree_head(None).await.unwrap());
-        assert_eq!(dst.raft_marks().await.unwrap(), src.raft_marks().await.unwrap());
-        assert!(dst.content_by_sha256(&format!("{:064x}", 9)).await.unwrap().is_none());
-        assert!(dst.content_by_sha256(&format!("{:064x}", 3)).await.unwrap().is_some());
+        assert_eq!(
+            dst.tree_head(None).await.unwrap(),
+            src.tree_head(None).await.unwrap()
+        );
+        assert_eq!(
+            dst.raft_marks().await.unwrap(),
+            src.raft_marks().await.unwrap()
+        );
+        assert!(
+            dst.content_by_sha256(&format!("{:064x}", 9))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            dst.content_by_sha256(&format!("{:064x}", 3))
+                .await
+                .unwrap()
+                .is_some()
+        );
         db.drop_db().await;
     }
     for (_, db) in all {
@@ -261,5 +336,8 @@ async fn reopen_keeps_everything() {
     reg.close().await;
     let reg = Registry::connect(&url).await.unwrap();
     assert_eq!(reg.tree_head(None).await.unwrap(), head);
-    assert_eq!(reg.raft_marks().await.unwrap().last_applied.as_deref(), Some("applied-3"));
+    assert_eq!(
+        reg.raft_marks().await.unwrap().last_applied.as_deref(),
+        Some("applied-3")
+    );
 }

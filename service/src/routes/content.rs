@@ -19,7 +19,9 @@ pub(super) fn router() -> Router<AppState> {
             "/v1/content",
             // Uploads are streamed to disk and bounded by the configured
             // limit, not by axum's in-memory default.
-            post(post_content).layer(DefaultBodyLimit::disable()).get(find_content),
+            post(post_content)
+                .layer(DefaultBodyLimit::disable())
+                .get(find_content),
         )
         .route("/v1/content/{content_id}", get(get_content))
 }
@@ -47,14 +49,19 @@ async fn get_content(
     let Path(content_id) = path.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let id = content_id.to_ascii_lowercase();
     if !registry::metadata::is_content_id(&id) {
-        return Err(ApiError::BadRequest(format!("{content_id:?} is not a content id")));
+        return Err(ApiError::BadRequest(format!(
+            "{content_id:?} is not a content id"
+        )));
     }
     let record = state
         .registry
         .content(&id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no content with id {id}")))?;
-    Ok(Json(ContentView::new(record.registration, record.ledger_index)))
+    Ok(Json(ContentView::new(
+        record.registration,
+        record.ledger_index,
+    )))
 }
 
 #[derive(Deserialize)]
@@ -70,12 +77,17 @@ async fn find_content(
     let Query(FindContent { sha256 }) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let sha256 = sha256.to_ascii_lowercase();
     if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(ApiError::BadRequest("sha256 must be 64 hexadecimal digits".into()));
+        return Err(ApiError::BadRequest(
+            "sha256 must be 64 hexadecimal digits".into(),
+        ));
     }
     let record = state
         .registry
         .content_by_sha256(&sha256)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no content with sha256 {sha256}")))?;
-    Ok(Json(ContentView::new(record.registration, record.ledger_index)))
+    Ok(Json(ContentView::new(
+        record.registration,
+        record.ledger_index,
+    )))
 }

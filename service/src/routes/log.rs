@@ -50,9 +50,9 @@ async fn get_entry(
     path: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<EntryView>> {
     let Path(raw) = path.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let index: u64 = raw
-        .parse()
-        .map_err(|_| ApiError::BadRequest(format!("index {raw:?} is not a non-negative integer")))?;
+    let index: u64 = raw.parse().map_err(|_| {
+        ApiError::BadRequest(format!("index {raw:?} is not a non-negative integer"))
+    })?;
     let stored = state
         .registry
         .entry(index)

@@ -28,7 +28,11 @@ async fn register_images_and_read_them_back() {
         let resp = app.upload_raw(bytes.clone(), mime).await;
         assert_eq!(resp.status(), 201, "{file}");
         let body: Value = resp.json().await.unwrap();
-        assert_eq!(body["sha256"], hex::encode(digest(&SHA256, &bytes)), "{file}");
+        assert_eq!(
+            body["sha256"],
+            hex::encode(digest(&SHA256, &bytes)),
+            "{file}"
+        );
         assert_eq!(body["size"], bytes.len(), "{file}");
         assert_eq!(body["media_kind"], "image");
         assert_eq!(body["media_type"], mime);
@@ -45,7 +49,9 @@ async fn register_images_and_read_them_back() {
 
     // Same bytes again, even with another declared type: 409, nothing added.
     let (_, bytes, first) = &receipts[0];
-    let resp = app.upload_raw(bytes.clone(), "application/octet-stream").await;
+    let resp = app
+        .upload_raw(bytes.clone(), "application/octet-stream")
+        .await;
     assert_eq!(resp.status(), 409);
     assert_eq!(resp.headers()["content-type"], "application/problem+json");
     let problem: Value = resp.json().await.unwrap();
@@ -89,10 +95,22 @@ async fn multipart_with_metadata() {
         let form = reqwest::multipart::Form::new()
             .part(
                 "metadata",
-                reqwest::multipart::Part::text(metadata).mime_str("application/json").unwrap(),
+                reqwest::multipart::Part::text(metadata)
+                    .mime_str("application/json")
+                    .unwrap(),
             )
-            .part("file", reqwest::multipart::Part::bytes(bytes).file_name("x").mime_str("image/jpeg").unwrap());
-        app.client.post(app.url("/v1/content")).bearer_auth(&app.token).multipart(form).send()
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(bytes)
+                    .file_name("x")
+                    .mime_str("image/jpeg")
+                    .unwrap(),
+            );
+        app.client
+            .post(app.url("/v1/content"))
+            .bearer_auth(&app.token)
+            .multipart(form)
+            .send()
     };
 
     let resp = upload(
@@ -127,7 +145,13 @@ async fn multipart_with_metadata() {
     .unwrap();
     assert_eq!(resp.status(), 400);
     let problem: Value = resp.json().await.unwrap();
-    assert!(problem["detail"].as_str().unwrap().contains("not registered"), "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not registered"),
+        "{problem}"
+    );
     assert_eq!(app.checkpoint().await.head.size, 2);
 }
 
@@ -142,7 +166,12 @@ async fn non_image_registers_with_exact_codes() {
     assert_eq!(resp.status(), 201);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["media_kind"], "audio");
-    assert!(body["iscc"]["instance"].as_str().unwrap().starts_with("ISCC:"));
+    assert!(
+        body["iscc"]["instance"]
+            .as_str()
+            .unwrap()
+            .starts_with("ISCC:")
+    );
     assert!(body["iscc"].get("image").is_none());
     assert_eq!(body["missing_fingerprints"][0]["fingerprint"], "iscc_audio");
     verify_receipt(&body, &app.key().await);

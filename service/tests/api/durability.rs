@@ -35,7 +35,9 @@ async fn acknowledged_writes_survive_kill_9() {
         "images/flower.jpg",
         "images/motorcycle_left.png",
     ] {
-        let resp = app.upload_raw(std::fs::read(media(file)).unwrap(), "image/png").await;
+        let resp = app
+            .upload_raw(std::fs::read(media(file)).unwrap(), "image/png")
+            .await;
         assert_eq!(resp.status(), 201, "{file}");
         receipts.push(resp.json::<Value>().await.unwrap());
     }
@@ -58,7 +60,9 @@ async fn acknowledged_writes_survive_kill_9() {
         let index = &receipt["ledger"]["index"];
         let size = &receipt["ledger"]["tree_size"];
         let (status, proof) = app
-            .get_json(&format!("/v1/log/proof/inclusion?index={index}&tree_size={size}"))
+            .get_json(&format!(
+                "/v1/log/proof/inclusion?index={index}&tree_size={size}"
+            ))
             .await;
         assert_eq!(status, 200);
         assert_eq!(proof["root_hash"], receipt["ledger"]["root_hash"]);
@@ -66,12 +70,20 @@ async fn acknowledged_writes_survive_kill_9() {
         assert_eq!(hashes, proof_of(receipt));
     }
 
-    let resp = app.upload_raw(std::fs::read(media("images/rocket.jpg")).unwrap(), "image/jpeg").await;
+    let resp = app
+        .upload_raw(
+            std::fs::read(media("images/rocket.jpg")).unwrap(),
+            "image/jpeg",
+        )
+        .await;
     assert_eq!(resp.status(), 201);
     let grown = app.checkpoint().await;
     assert_eq!(grown.head.size, before.head.size + 1);
     let (status, proof) = app
-        .get_json(&format!("/v1/log/proof/consistency?from={}&to={}", before.head.size, grown.head.size))
+        .get_json(&format!(
+            "/v1/log/proof/consistency?from={}&to={}",
+            before.head.size, grown.head.size
+        ))
         .await;
     assert_eq!(status, 200);
     let hashes: Vec<_> = proof["hashes"]
@@ -80,7 +92,14 @@ async fn acknowledged_writes_survive_kill_9() {
         .iter()
         .map(|h| decode_hash(h.as_str().unwrap()).unwrap())
         .collect();
-    verify_consistency(before.head.size, grown.head.size, &hashes, before.head.root, grown.head.root).unwrap();
+    verify_consistency(
+        before.head.size,
+        grown.head.size,
+        &hashes,
+        before.head.root,
+        grown.head.root,
+    )
+    .unwrap();
 }
 
 /// SIGKILL while many uploads are in flight: every upload that got a 201 is
@@ -101,7 +120,9 @@ async fn kill_9_during_concurrent_writes() {
         let (client, url, token, tx) = (client.clone(), url.clone(), token.clone(), tx.clone());
         tasks.push(tokio::spawn(async move {
             // Distinct bytes per upload, a few hundred KiB each.
-            let body: Vec<u8> = (0..300_000u32).map(|j| (j.wrapping_mul(31) ^ i.wrapping_mul(2_654_435_761)) as u8).collect();
+            let body: Vec<u8> = (0..300_000u32)
+                .map(|j| (j.wrapping_mul(31) ^ i.wrapping_mul(2_654_435_761)) as u8)
+                .collect();
             let resp = client
                 .post(url.as_str())
                 .bearer_auth(token.as_str())
@@ -109,12 +130,11 @@ async fn kill_9_during_concurrent_writes() {
                 .body(body)
                 .send()
                 .await;
-            if let Ok(resp) = resp {
-                if resp.status() == 201 {
-                    if let Ok(receipt) = resp.json::<Value>().await {
-                        let _ = tx.send(receipt);
-                    }
-                }
+            if let Ok(resp) = resp
+                && resp.status() == 201
+                && let Ok(receipt) = resp.json::<Value>().await
+            {
+                let _ = tx.send(receipt);
             }
         }));
     }
@@ -141,14 +161,20 @@ async fn kill_9_during_concurrent_writes() {
         verify_receipt(receipt, &key);
         let id = receipt["content_id"].as_str().unwrap();
         let (status, _) = app.get_json(&format!("/v1/content/{id}")).await;
-        assert_eq!(status, 200, "acknowledged {id} is missing after the restart");
+        assert_eq!(
+            status, 200,
+            "acknowledged {id} is missing after the restart"
+        );
         let index = receipt["ledger"]["index"].as_u64().unwrap();
         let (_, entry) = app.get_json(&format!("/v1/log/entries/{index}")).await;
         assert_eq!(entry["leaf"], receipt["ledger"]["leaf"]);
 
         let size = receipt["ledger"]["tree_size"].as_u64().unwrap();
         let (status, proof) = app
-            .get_json(&format!("/v1/log/proof/consistency?from={size}&to={}", now.head.size))
+            .get_json(&format!(
+                "/v1/log/proof/consistency?from={size}&to={}",
+                now.head.size
+            ))
             .await;
         assert_eq!(status, 200);
         let hashes: Vec<_> = proof["hashes"]

@@ -5,11 +5,21 @@ use serde_json::Value;
 use crate::support::{TestApp, media};
 
 async fn assert_problem(resp: reqwest::Response, status: u16) -> Value {
-    assert_eq!(resp.status().as_u16(), status, "{:?}", resp.url().to_string());
+    assert_eq!(
+        resp.status().as_u16(),
+        status,
+        "{:?}",
+        resp.url().to_string()
+    );
     assert_eq!(resp.headers()["content-type"], "application/problem+json");
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["status"], status);
-    assert!(body["type"].as_str().unwrap().starts_with("urn:provreg:problem:"));
+    assert!(
+        body["type"]
+            .as_str()
+            .unwrap()
+            .starts_with("urn:provreg:problem:")
+    );
     assert!(!body["detail"].as_str().unwrap().is_empty());
     body
 }
@@ -22,8 +32,16 @@ async fn writes_need_the_operator_token() {
     let app = TestApp::start(dir.path()).await;
     let bytes = std::fs::read(media("images/rocket.jpg")).unwrap();
     let url = app.url("/v1/content");
-    for auth in [None, Some("Bearer wrong-token-wrong-token"), Some("Basic b3BlcmF0b3I6eA==")] {
-        let mut req = app.client.post(&url).header("content-type", "image/jpeg").body(bytes.clone());
+    for auth in [
+        None,
+        Some("Bearer wrong-token-wrong-token"),
+        Some("Basic b3BlcmF0b3I6eA=="),
+    ] {
+        let mut req = app
+            .client
+            .post(&url)
+            .header("content-type", "image/jpeg")
+            .body(bytes.clone());
         if let Some(auth) = auth {
             req = req.header("authorization", auth);
         }
@@ -42,7 +60,12 @@ async fn writes_need_the_operator_token() {
 async fn read_parameters_are_checked() {
     let dir = tempfile::tempdir().unwrap();
     let app = TestApp::start(dir.path()).await;
-    let resp = app.upload_raw(std::fs::read(media("images/rocket.jpg")).unwrap(), "image/jpeg").await;
+    let resp = app
+        .upload_raw(
+            std::fs::read(media("images/rocket.jpg")).unwrap(),
+            "image/jpeg",
+        )
+        .await;
     assert_eq!(resp.status(), 201);
 
     for (path, status) in [
@@ -61,7 +84,10 @@ async fn read_parameters_are_checked() {
         ("/v1/content", 400),
         ("/v1/content/not-an-id", 400),
         ("/v1/content/0192f0c1-0000-7000-8000-0000000000ff", 404),
-        ("/v1/content?sha256=0000000000000000000000000000000000000000000000000000000000000000", 404),
+        (
+            "/v1/content?sha256=0000000000000000000000000000000000000000000000000000000000000000",
+            404,
+        ),
         ("/v1/nothing-here", 404),
     ] {
         let resp = app.client.get(app.url(path)).send().await.unwrap();
@@ -82,18 +108,39 @@ async fn bad_uploads_change_nothing() {
     use reqwest::multipart::{Form, Part};
 
     // Empty body.
-    assert_problem(post().header("content-type", "image/jpeg").send().await.unwrap(), 400).await;
+    assert_problem(
+        post()
+            .header("content-type", "image/jpeg")
+            .send()
+            .await
+            .unwrap(),
+        400,
+    )
+    .await;
     // Over the configured limit (the rocket is 112 KB).
     let big = std::fs::read(media("images/rocket.jpg")).unwrap();
-    assert_problem(post().header("content-type", "image/jpeg").body(big).send().await.unwrap(), 413).await;
+    assert_problem(
+        post()
+            .header("content-type", "image/jpeg")
+            .body(big)
+            .send()
+            .await
+            .unwrap(),
+        413,
+    )
+    .await;
     // Multipart without a file part.
     let form = Form::new().part("metadata", Part::text("{}"));
     assert_problem(post().multipart(form).send().await.unwrap(), 400).await;
     // Two file parts.
-    let form = Form::new().part("file", part(image.clone())).part("file", part(image.clone()));
+    let form = Form::new()
+        .part("file", part(image.clone()))
+        .part("file", part(image.clone()));
     assert_problem(post().multipart(form).send().await.unwrap(), 400).await;
     // An unexpected part.
-    let form = Form::new().part("file", part(image.clone())).part("extra", Part::text("x"));
+    let form = Form::new()
+        .part("file", part(image.clone()))
+        .part("extra", Part::text("x"));
     assert_problem(post().multipart(form).send().await.unwrap(), 400).await;
     // Metadata that is not JSON, has unknown fields, or a bad identifier.
     for metadata in [
@@ -103,9 +150,14 @@ async fn bad_uploads_change_nothing() {
         r#"{"identifiers":{"doi":"10.1000/1"}}"#,
         r#"{"derived_from":["not-an-id"]}"#,
     ] {
-        let form = Form::new().part("metadata", Part::text(metadata)).part("file", part(image.clone()));
+        let form = Form::new()
+            .part("metadata", Part::text(metadata))
+            .part("file", part(image.clone()));
         let problem = assert_problem(post().multipart(form).send().await.unwrap(), 400).await;
-        assert!(problem["detail"].as_str().unwrap().contains("metadata"), "{metadata}: {problem}");
+        assert!(
+            problem["detail"].as_str().unwrap().contains("metadata"),
+            "{metadata}: {problem}"
+        );
     }
     // Multipart that is not form-data.
     let resp = post()
@@ -117,8 +169,13 @@ async fn bad_uploads_change_nothing() {
     assert_problem(resp, 415).await;
 
     assert_eq!(app.checkpoint().await.head.size, 0);
-    let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("uploads")).unwrap().collect();
-    assert!(leftovers.is_empty(), "spooled uploads left behind: {leftovers:?}");
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("uploads"))
+        .unwrap()
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "spooled uploads left behind: {leftovers:?}"
+    );
 
     // And a good upload still works afterwards.
     assert_eq!(app.upload_raw(image, "image/jpeg").await.status(), 201);

@@ -1,5 +1,8 @@
 //! Integration tests: a real `provreg` process, real sockets, a real database.
 
+// Helpers outside #[test] functions panic on purpose: a failed step fails the test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod content;
 mod durability;
 mod errors;

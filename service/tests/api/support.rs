@@ -16,7 +16,9 @@ use serde_json::Value;
 
 /// Path of a file in the shared test media.
 pub fn media(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/media").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/media")
+        .join(rel)
 }
 
 /// A running server.
@@ -60,12 +62,13 @@ impl TestApp {
                 if std::env::var_os("PROVREG_TEST_LOG").is_some() {
                     eprintln!("[provreg] {line}");
                 }
-                if line.contains("Listening.") {
-                    if let Some(addr) = line.split_whitespace().find_map(|w| w.strip_prefix("addr=")) {
-                        if let Some(tx) = tx.take() {
-                            let _ = tx.send(addr.parse::<SocketAddr>().expect("addr parses"));
-                        }
-                    }
+                if line.contains("Listening.")
+                    && let Some(addr) = line
+                        .split_whitespace()
+                        .find_map(|w| w.strip_prefix("addr="))
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(addr.parse::<SocketAddr>().expect("addr parses"));
                 }
             }
         });
@@ -144,19 +147,26 @@ impl Drop for TestApp {
 /// root it signs, and the inclusion proof of the leaf it carries.
 pub fn verify_receipt(receipt: &Value, key: &str) {
     let ledger = &receipt["ledger"];
-    let cp = verify_checkpoint(ledger["checkpoint"].as_str().unwrap(), key).expect("receipt checkpoint verifies");
+    let cp = verify_checkpoint(ledger["checkpoint"].as_str().unwrap(), key)
+        .expect("receipt checkpoint verifies");
     let tree_size = ledger["tree_size"].as_u64().unwrap();
     let index = ledger["index"].as_u64().unwrap();
     assert_eq!(cp.head.size, tree_size);
-    assert_eq!(decode_hash(ledger["root_hash"].as_str().unwrap()).unwrap(), cp.head.root);
-    let leaf = BASE64_STANDARD.decode(ledger["leaf"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        decode_hash(ledger["root_hash"].as_str().unwrap()).unwrap(),
+        cp.head.root
+    );
+    let leaf = BASE64_STANDARD
+        .decode(ledger["leaf"].as_str().unwrap())
+        .unwrap();
     let proof: Vec<_> = ledger["inclusion_proof"]
         .as_array()
         .unwrap()
         .iter()
         .map(|h| decode_hash(h.as_str().unwrap()).unwrap())
         .collect();
-    verify_inclusion(leaf_hash(&leaf), index, tree_size, &proof, cp.head.root).expect("inclusion proof verifies");
+    verify_inclusion(leaf_hash(&leaf), index, tree_size, &proof, cp.head.root)
+        .expect("inclusion proof verifies");
     let leaf: Value = serde_json::from_slice(&leaf).unwrap();
     assert_eq!(leaf["content_id"], receipt["content_id"]);
     assert_eq!(leaf["sha256"], receipt["sha256"]);
