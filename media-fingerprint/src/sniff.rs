@@ -56,7 +56,7 @@ pub fn sniff(head: &[u8], declared: Option<&str>) -> Sniffed {
             media_type: Some("audio/mpeg".to_owned()),
         };
     }
-    match declared.and_then(essence) {
+    match declared.and_then(essence).filter(|t| !is_uninformative(t)) {
         Some(media_type) => Sniffed {
             kind: kind_of_media_type(&media_type),
             media_type: Some(media_type),
@@ -66,6 +66,16 @@ pub fn sniff(head: &[u8], declared: Option<&str>) -> Sniffed {
             media_type: None,
         },
     }
+}
+
+/// Declared types that say nothing about the content: clients send them by
+/// default (curl's `--data-binary` sends a form type), so recording them in
+/// the ledger would record the client's habits, not the file.
+fn is_uninformative(media_type: &str) -> bool {
+    matches!(
+        media_type,
+        "application/octet-stream" | "application/x-www-form-urlencoded"
+    ) || media_type.starts_with("multipart/")
 }
 
 /// True when `head` starts with two consecutive, consistent MPEG audio frame
@@ -293,6 +303,21 @@ mod tests {
             sniff(unknown, Some("audio/x-custom")).kind,
             MediaKind::Audio
         );
+    }
+
+    /// Default client types (form-encoded, octet-stream, multipart) are not
+    /// recorded as the media type of bytes that sniffing cannot place.
+    #[test]
+    fn uninformative_declared_types_are_ignored() {
+        for declared in [
+            "application/x-www-form-urlencoded",
+            "application/octet-stream",
+            "multipart/form-data; boundary=x",
+        ] {
+            let s = sniff(b"hello, world", Some(declared));
+            assert_eq!(s.kind, MediaKind::Other, "{declared}");
+            assert_eq!(s.media_type, None, "{declared}");
+        }
     }
 
     /// Unrecognisable bytes with no usable declared type are `Other` with no

@@ -96,8 +96,10 @@ impl LogSigner {
     /// The signed checkpoint note for `head`: origin, size and base64 root,
     /// then a blank line and this node's signature line.
     pub fn sign_checkpoint(&self, head: &TreeHead) -> Result<String> {
+        // The origin was checked when the signer was made and there are no
+        // extension lines, so a failure here is a bug, not bad input.
         let body = tlog_tiles::Checkpoint::new(&self.name, head.size, head.root, "")
-            .map_err(|e| RegistryError::invalid("checkpoint", e.to_string()))?;
+            .map_err(|e| RegistryError::Corrupt(format!("building a checkpoint: {e}")))?;
         let mut note = Note::new(&body.to_bytes(), &[])
             .map_err(|e| RegistryError::Corrupt(format!("checkpoint note: {e}")))?;
         note.add_sigs(&[self])

@@ -18,6 +18,9 @@ pub enum ApiError {
     /// Nothing at that address.
     #[error("{0}")]
     NotFound(String),
+    /// The endpoint exists but not for this method.
+    #[error("this endpoint does not support this method")]
+    MethodNotAllowed,
     /// The bytes are registered already.
     #[error("this file is already registered as {content_id}")]
     Duplicate {
@@ -48,6 +51,7 @@ impl ApiError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Duplicate { .. } => StatusCode::CONFLICT,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -62,6 +66,7 @@ impl ApiError {
             Self::Unauthorized => "urn:provreg:problem:unauthorized",
             Self::BadRequest(_) => "urn:provreg:problem:bad-request",
             Self::NotFound(_) => "urn:provreg:problem:not-found",
+            Self::MethodNotAllowed => "urn:provreg:problem:method-not-allowed",
             Self::Duplicate { .. } => "urn:provreg:problem:duplicate-content",
             Self::TooLarge { .. } => "urn:provreg:problem:upload-too-large",
             Self::UnsupportedMediaType(_) => "urn:provreg:problem:unsupported-media-type",

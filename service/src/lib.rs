@@ -50,6 +50,7 @@ use crate::transport::NoPeers;
 pub fn router(state: AppState) -> Router {
     routes::router()
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -180,3 +180,30 @@ async fn bad_uploads_change_nothing() {
     // And a good upload still works afterwards.
     assert_eq!(app.upload_raw(image, "image/jpeg").await.status(), 201);
 }
+
+/// A known path with an unsupported method is a 405 problem that still says
+/// which methods are allowed; the bearer scheme name is case-insensitive.
+#[tokio::test]
+async fn method_not_allowed_and_scheme_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start(dir.path()).await;
+    let resp = app.client.put(app.url("/v1/content")).send().await.unwrap();
+    let allow = resp
+        .headers()
+        .get("allow")
+        .map(|v| v.to_str().unwrap().to_owned());
+    assert_problem(resp, 405).await;
+    assert!(allow.unwrap_or_default().contains("POST"));
+
+    let bytes = std::fs::read(media("images/rocket.jpg")).unwrap();
+    let resp = app
+        .client
+        .post(app.url("/v1/content"))
+        .header("authorization", format!("bearer {}", app.token))
+        .header("content-type", "image/jpeg")
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+}
