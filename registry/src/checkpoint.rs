@@ -210,7 +210,7 @@ mod tests {
     fn sign_then_verify() {
         let s = signer();
         let vkey = s.verifier_key();
-        let parts: Vec<&str> = vkey.split('+').collect();
+        let parts: Vec<&str> = vkey.splitn(3, '+').collect();
         assert_eq!(parts[0], "provreg.local/log");
         assert_eq!(parts[1].len(), 8);
         let key = BASE64_STANDARD.decode(parts[2]).unwrap();
