@@ -1,23 +1,38 @@
 //! Content (perceptual) fingerprints: one entry point that picks the
-//! fingerprint for each kind of media.
+//! fingerprints for each kind of media.
 //!
-//! Images get the ISCC Image-Code. Audio and video fingerprints are not
-//! computed in this version; when they are, they belong in modules of their own
-//! beside `image_code`, dispatched from [`content_fingerprint`].
+//! Images get the ISCC Image-Code; audio gets a Chromaprint fingerprint and
+//! the ISCC Audio-Code; video gets MPEG-7 frame signatures and the ISCC
+//! Video-Code, plus the audio fingerprint of its sound track.
 
-use std::io::{BufRead, Seek};
+use std::io::{BufRead, Read, Seek, SeekFrom};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
+use crate::audio::{AudioPrint, audio_code, audio_print};
 use crate::image_code::image_code;
 use crate::limits::Limits;
 use crate::sniff::{MediaKind, Sniffed};
+use crate::video::{VideoPrint, video_code, video_print};
 
 /// Content fingerprints of one upload, and what could not be computed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ContentFingerprint {
     /// 64-bit ISCC Image-Code in canonical `ISCC:...` form, for images that decoded.
     pub image_code: Option<String>,
+    /// 64-bit ISCC Audio-Code, for audio and for video with a sound track.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio_code: Option<String>,
+    /// 64-bit ISCC Video-Code, for video that decoded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video_code: Option<String>,
+    /// The audio fingerprint, for matching excerpts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio: Option<AudioPrint>,
+    /// The video fingerprint, for matching excerpts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video: Option<VideoPrint>,
     /// Fingerprints that apply to this kind of media but were not computed, with why.
     pub missing: Vec<MissingFingerprint>,
 }
@@ -48,40 +63,98 @@ impl MissingFingerprint {
 /// `reader` must be positioned at the start of the media; `sniffed` is what
 /// [`sniff`](crate::sniff) said about its first bytes. Decoding stays within
 /// `limits`. Never panics, whatever the bytes.
-pub fn content_fingerprint<R: BufRead + Seek>(
+pub fn content_fingerprint<R: BufRead + Seek + Send + Sync + 'static>(
     reader: R,
     sniffed: &Sniffed,
     limits: &Limits,
 ) -> ContentFingerprint {
-    let missing = match sniffed.kind {
+    let mut out = ContentFingerprint::default();
+    match sniffed.kind {
         MediaKind::Image => match image_code(reader, limits) {
-            Ok(code) => {
-                return ContentFingerprint {
-                    image_code: Some(code),
-                    missing: Vec::new(),
-                };
-            }
-            Err(error) => MissingFingerprint::new("iscc_image", error.to_string()),
+            Ok(code) => out.image_code = Some(code),
+            Err(error) => out
+                .missing
+                .push(MissingFingerprint::new("iscc_image", error.to_string())),
         },
-        MediaKind::Audio => MissingFingerprint::new(
-            "iscc_audio",
-            "audio fingerprinting is not available in this version",
-        ),
-        MediaKind::Video => MissingFingerprint::new(
-            "iscc_video",
-            "video fingerprinting is not available in this version",
-        ),
-        MediaKind::Other => MissingFingerprint::new(
+        MediaKind::Audio => add_audio(&mut out, audio_print(reader, limits)),
+        MediaKind::Video => {
+            // The sound track is fingerprinted in a second pass over the same
+            // reader; both decoders stream, neither holds the file.
+            let shared = SharedReader::new(reader);
+            let start = shared.clone().stream_position();
+            match video_print(shared.clone(), limits)
+                .and_then(|print| Ok((video_code(&print)?, print)))
+            {
+                Ok((code, print)) => {
+                    out.video_code = Some(code);
+                    out.video = Some(print);
+                }
+                Err(error) => out
+                    .missing
+                    .push(MissingFingerprint::new("iscc_video", error.to_string())),
+            }
+            let mut second = shared;
+            match start.and_then(|pos| second.seek(SeekFrom::Start(pos))) {
+                Ok(_) => add_audio(&mut out, audio_print(second, limits)),
+                Err(e) => out
+                    .missing
+                    .push(MissingFingerprint::new("iscc_audio", e.to_string())),
+            }
+        }
+        MediaKind::Other => out.missing.push(MissingFingerprint::new(
             "iscc_content",
             format!(
                 "no content fingerprint is computed for this media type ({})",
                 sniffed.media_type.as_deref().unwrap_or("unknown")
             ),
-        ),
-    };
-    ContentFingerprint {
-        image_code: None,
-        missing: vec![missing],
+        )),
+    }
+    out
+}
+
+/// One reader handed to two decoders in turn. Each decoder needs a reader it
+/// owns; they never run at the same time, so a lock is only ever uncontended.
+struct SharedReader<R>(Arc<Mutex<R>>);
+
+impl<R> Clone for SharedReader<R> {
+    fn clone(&self) -> Self {
+        Self(Arc::clone(&self.0))
+    }
+}
+
+impl<R> SharedReader<R> {
+    fn new(reader: R) -> Self {
+        Self(Arc::new(Mutex::new(reader)))
+    }
+
+    fn lock(&self) -> std::io::Result<std::sync::MutexGuard<'_, R>> {
+        self.0
+            .lock()
+            .map_err(|_| std::io::Error::other("a decoder panicked while reading"))
+    }
+}
+
+impl<R: Read> Read for SharedReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.lock()?.read(buf)
+    }
+}
+
+impl<R: Seek> Seek for SharedReader<R> {
+    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
+        self.lock()?.seek(pos)
+    }
+}
+
+fn add_audio(out: &mut ContentFingerprint, print: crate::Result<AudioPrint>) {
+    match print.and_then(|print| Ok((audio_code(&print)?, print))) {
+        Ok((code, print)) => {
+            out.audio_code = Some(code);
+            out.audio = Some(print);
+        }
+        Err(error) => out
+            .missing
+            .push(MissingFingerprint::new("iscc_audio", error.to_string())),
     }
 }
 
@@ -110,24 +183,21 @@ mod tests {
         assert!(fingerprint.missing.is_empty());
     }
 
-    /// Audio and video get no Image-Code and one honest missing entry each.
+    /// Audio and video get no Image-Code; what they lack is named.
     #[test]
-    fn audio_and_video_are_reported_missing() {
+    fn audio_and_video_get_no_image_code() {
         let (_, audio) = fingerprint_file("audio/love_theme.ogg");
-        assert_eq!(
-            audio,
-            ContentFingerprint {
-                image_code: None,
-                missing: vec![MissingFingerprint::new(
-                    "iscc_audio",
-                    "audio fingerprinting is not available in this version"
-                )],
-            }
+        assert_eq!(audio.image_code, None);
+        assert!(
+            audio.audio_code.is_some()
+                || audio.missing.iter().any(|m| m.fingerprint == "iscc_audio")
         );
         let (_, video) = fingerprint_file("video/clip_a_360p_reencoded.mp4");
         assert_eq!(video.image_code, None);
-        assert_eq!(video.missing.len(), 1);
-        assert_eq!(video.missing[0].fingerprint, "iscc_video");
+        assert!(
+            video.video_code.is_some()
+                || video.missing.iter().any(|m| m.fingerprint == "iscc_video")
+        );
     }
 
     /// Media of kind `other` says which type it had no fingerprint for.
@@ -183,8 +253,11 @@ mod tests {
             let bytes = std::fs::read(shared_path("media").join(file)).expect("read");
             let sniffed = sniff(&bytes, None);
             for keep in (0..bytes.len()).step_by(bytes.len() / 40 + 1) {
-                let fingerprint =
-                    content_fingerprint(Cursor::new(&bytes[..keep]), &sniffed, &Limits::default());
+                let fingerprint = content_fingerprint(
+                    Cursor::new(bytes[..keep].to_vec()),
+                    &sniffed,
+                    &Limits::default(),
+                );
                 assert!(fingerprint.image_code.is_some() || fingerprint.missing.len() == 1);
             }
             for position in (0..bytes.len().min(2048)).step_by(61) {

@@ -16,8 +16,18 @@ pub enum FingerprintError {
 
     /// Decoding would cost more than [`Limits`](crate::Limits) allow; nothing
     /// was allocated for the pixels.
-    #[error("image refused by decoding limits: {0}")]
+    #[error("refused by decoding limits: {0}")]
     LimitExceeded(String),
+
+    /// The audio could not be decoded (unsupported codec, corrupt or
+    /// truncated stream, no audio track).
+    #[error("could not decode audio: {0}")]
+    AudioDecode(String),
+
+    /// The video could not be decoded (unsupported container or codec,
+    /// corrupt or truncated stream, no video track).
+    #[error("could not decode video: {0}")]
+    VideoDecode(String),
 
     /// The image has a zero width or height, so it has no content to fingerprint.
     #[error("image has no pixels ({width}x{height})")]

@@ -32,7 +32,13 @@
 //! - `jpeg`: refusing truncated JPEGs, which the decoder would accept.
 //! - `normalize`: the iscc-sdk image normalisation (orientation, transparency,
 //!   border trim, luma, bicubic resize), matching Pillow's arithmetic.
+//! - [`audio`]: audio decoding (symphonia), the Chromaprint fingerprint, the
+//!   ISCC Audio-Code and excerpt matching.
+//! - [`video`]: MP4/MOV demuxing, H.264 decoding, MPEG-7 frame signatures,
+//!   the ISCC Video-Code and excerpt matching.
+//! - `similarity`: [`Comparison`] and [`Verdict`], shared by every kind.
 
+pub mod audio;
 mod content;
 mod error;
 mod exact;
@@ -40,7 +46,9 @@ mod image_code;
 mod jpeg;
 mod limits;
 mod normalize;
+mod similarity;
 mod sniff;
+pub mod video;
 
 #[cfg(test)]
 mod test_support;
@@ -50,4 +58,5 @@ pub use error::{FingerprintError, Result};
 pub use exact::{ExactHashes, StreamHasher};
 pub use image_code::image_code_distance;
 pub use limits::Limits;
+pub use similarity::{Comparison, Verdict};
 pub use sniff::{MediaKind, SNIFF_LEN, Sniffed, sniff};

@@ -17,15 +17,23 @@ pub struct Limits {
     /// Largest accepted size of the decoded pixel buffer, in bytes
     /// (width × height × bytes per pixel of the decoder's output).
     pub max_decoded_bytes: u64,
+    /// Longest accepted audio or video duration, in seconds, whether declared
+    /// in a header or found while decoding.
+    pub max_duration_seconds: f64,
+    /// Most video frames decoded from one upload.
+    pub max_frames: u64,
 }
 
 impl Default for Limits {
     /// 100 megapixels and 512 MiB: an 8-bit RGBA image of 100 megapixels
-    /// (400 MB) fits, a 16-bit RGB one of the same size does not.
+    /// (400 MB) fits, a 16-bit RGB one of the same size does not. Six hours of
+    /// audio or video, and as many frames as six hours at 60 fps.
     fn default() -> Self {
         Self {
             max_pixels: 100_000_000,
             max_decoded_bytes: 512 * 1024 * 1024,
+            max_duration_seconds: 6.0 * 3600.0,
+            max_frames: 6 * 3600 * 60,
         }
     }
 }
@@ -73,6 +81,7 @@ mod tests {
         let limits = Limits {
             max_pixels: 100,
             max_decoded_bytes: 300,
+            ..Limits::default()
         };
         assert!(limits.check_image(10, 10, 300).is_ok());
         assert!(matches!(
@@ -98,6 +107,7 @@ mod tests {
         let limits = Limits {
             max_pixels: u64::MAX,
             max_decoded_bytes: 1,
+            ..Limits::default()
         };
         let image_limits = limits.to_image_limits();
         assert_eq!(image_limits.max_image_width, Some(u32::MAX));

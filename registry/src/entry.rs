@@ -77,6 +77,12 @@ pub struct IsccCodes {
     /// Image-Code: perceptual similarity of an image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// Audio-Code: perceptual similarity of audio (or a video's sound track).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio: Option<String>,
+    /// Video-Code: perceptual similarity of video.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video: Option<String>,
 }
 
 /// Descriptive metadata supplied by the registrant.
@@ -192,6 +198,8 @@ mod tests {
                 instance: "ISCC:IAA".into(),
                 data: "ISCC:GAA".into(),
                 image: None,
+                audio: None,
+                video: None,
             },
             missing_fingerprints: vec![],
             metadata: Metadata::default(),

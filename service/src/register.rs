@@ -48,6 +48,8 @@ pub async fn register(state: &AppState, upload: Received) -> ApiResult<Registrat
             instance: upload.exact.instance_code.clone(),
             data: upload.exact.data_code.clone(),
             image: fingerprint.image_code,
+            audio: fingerprint.audio_code,
+            video: fingerprint.video_code,
         },
         missing_fingerprints: fingerprint.missing,
         metadata: upload.metadata,

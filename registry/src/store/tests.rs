@@ -93,6 +93,8 @@ pub(crate) fn registration(n: u32) -> LedgerEntry {
             instance: "ISCC:IAA".into(),
             data: "ISCC:GAA".into(),
             image: None,
+            audio: None,
+            video: None,
         },
         missing_fingerprints: vec![],
         metadata: Metadata::default(),
