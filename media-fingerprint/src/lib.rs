@@ -37,12 +37,15 @@
 //! - [`video`]: MP4/MOV demuxing, H.264 decoding, MPEG-7 frame signatures,
 //!   the ISCC Video-Code and excerpt matching.
 //! - `similarity`: [`Comparison`] and [`Verdict`], shared by every kind.
+//! - [`iscc`]: Meta-Code, Text-Code, Mixed-Code, the composite ISCC-CODE and
+//!   unit sequences; with the conformance test over the published vectors.
 
 pub mod audio;
 mod content;
 mod error;
 mod exact;
 mod image_code;
+pub mod iscc;
 mod jpeg;
 mod limits;
 mod normalize;

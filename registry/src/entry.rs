@@ -70,6 +70,12 @@ pub struct ContentRegistration {
 /// ISCC units (ISO 24138), each in canonical `ISCC:` form.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IsccCodes {
+    /// The composite ISCC-CODE of the units below.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// Meta-Code of the title, when one was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<String>,
     /// Instance-Code: identifies these exact bytes.
     pub instance: String,
     /// Data-Code: similarity of the raw bytes.
@@ -195,6 +201,8 @@ mod tests {
             size: 3,
             sha256: "ab".repeat(32),
             iscc: IsccCodes {
+                code: None,
+                meta: None,
                 instance: "ISCC:IAA".into(),
                 data: "ISCC:GAA".into(),
                 image: None,

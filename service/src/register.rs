@@ -44,13 +44,7 @@ pub async fn register(state: &AppState, upload: Received) -> ApiResult<Registrat
         media_type: sniffed.media_type,
         size: upload.exact.size,
         sha256,
-        iscc: IsccCodes {
-            instance: upload.exact.instance_code.clone(),
-            data: upload.exact.data_code.clone(),
-            image: fingerprint.image_code,
-            audio: fingerprint.audio_code,
-            video: fingerprint.video_code,
-        },
+        iscc: iscc_codes(&upload, &fingerprint)?,
         missing_fingerprints: fingerprint.missing,
         metadata: upload.metadata,
     };
@@ -83,6 +77,49 @@ pub async fn register(state: &AppState, upload: Received) -> ApiResult<Registrat
     Ok(RegistrationReceipt {
         content: ContentView::new(registration, index),
         ledger,
+    })
+}
+
+/// Every ISCC unit of the upload, and the composite ISCC-CODE over them.
+///
+/// The Meta-Code is computed from the title alone, so the same title always
+/// gives the same Meta-Code whatever else the metadata says. The composite
+/// takes the Content-Code of the media's own kind (for video the Video-Code,
+/// not its sound track's Audio-Code), as the ISCC reference does.
+fn iscc_codes(upload: &Received, fingerprint: &ContentFingerprint) -> ApiResult<IsccCodes> {
+    let meta = match &upload.metadata.title {
+        Some(title) => Some(
+            media_fingerprint::iscc::meta_code(title, None, None)
+                .map_err(|e| ApiError::BadRequest(format!("metadata.title: {e}")))?
+                .iscc,
+        ),
+        None => None,
+    };
+    let content = fingerprint
+        .image_code
+        .as_ref()
+        .or(fingerprint.video_code.as_ref())
+        .or(fingerprint.audio_code.as_ref());
+    let units: Vec<&str> = meta
+        .iter()
+        .chain(content)
+        .map(String::as_str)
+        .chain([
+            upload.exact.data_code.as_str(),
+            upload.exact.instance_code.as_str(),
+        ])
+        .collect();
+    let code = media_fingerprint::iscc::iscc_code(&units).map_err(|e| {
+        ApiError::Internal(anyhow::Error::new(e).context("composing the ISCC-CODE"))
+    })?;
+    Ok(IsccCodes {
+        code: Some(code),
+        meta,
+        instance: upload.exact.instance_code.clone(),
+        data: upload.exact.data_code.clone(),
+        image: fingerprint.image_code.clone(),
+        audio: fingerprint.audio_code.clone(),
+        video: fingerprint.video_code.clone(),
     })
 }
 

@@ -90,6 +90,8 @@ pub(crate) fn registration(n: u32) -> LedgerEntry {
         size: u64::from(n),
         sha256: format!("{n:064x}"),
         iscc: IsccCodes {
+            code: None,
+            meta: None,
             instance: "ISCC:IAA".into(),
             data: "ISCC:GAA".into(),
             image: None,

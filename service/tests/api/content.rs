@@ -37,6 +37,11 @@ async fn register_images_and_read_them_back() {
         assert_eq!(body["media_kind"], "image");
         assert_eq!(body["media_type"], mime);
         assert!(uuid::Uuid::parse_str(body["content_id"].as_str().unwrap()).is_ok());
+        assert!(
+            body["iscc"]["code"].as_str().unwrap().starts_with("ISCC:K"),
+            "composite ISCC-CODE"
+        );
+        assert!(body["iscc"].get("meta").is_none(), "no title, no Meta-Code");
         for code in ["instance", "data", "image"] {
             let c = body["iscc"][code].as_str().unwrap_or_default();
             assert!(c.starts_with("ISCC:") && c.len() > 10, "{file} {code}: {c}");
@@ -122,6 +127,10 @@ async fn multipart_with_metadata() {
     assert_eq!(resp.status(), 201);
     let parent: Value = resp.json().await.unwrap();
     assert_eq!(parent["metadata"]["title"], "Path");
+    let meta = media_fingerprint::iscc::meta_code("Path", None, None)
+        .unwrap()
+        .iscc;
+    assert_eq!(parent["iscc"]["meta"], meta.as_str());
     assert_eq!(parent["metadata"]["identifiers"]["isrc"], "USRC17607839");
     verify_receipt(&parent, &app.key().await);
 
