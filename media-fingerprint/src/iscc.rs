@@ -73,6 +73,22 @@ pub fn iscc_code(units: &[&str]) -> Result<String> {
         .map_err(FingerprintError::Iscc)
 }
 
+/// The first 64 bits of an ISCC unit's body, for similarity indexes: two
+/// units of the same type are compared by the Hamming distance of these.
+pub fn unit_bits64(unit: &str) -> Result<u64> {
+    let (_, _, _, _, body) = iscc_lib::iscc_decode(unit.strip_prefix("ISCC:").unwrap_or(unit))
+        .map_err(FingerprintError::Iscc)?;
+    let first: [u8; 8] = body
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| {
+            FingerprintError::Iscc(iscc_lib::IsccError::InvalidInput(format!(
+                "{unit} has fewer than 64 bits"
+            )))
+        })?;
+    Ok(u64::from_be_bytes(first))
+}
+
 /// Several ISCC units as one byte string: each unit's header and body,
 /// concatenated. Compact storage for the units of one registration.
 pub fn encode_sequence(units: &[&str]) -> Result<Vec<u8>> {
@@ -122,6 +138,20 @@ mod tests {
 
     fn bits(v: &Value) -> u32 {
         u32::try_from(v.as_u64().expect("bits")).expect("bits fit")
+    }
+
+    /// The 64-bit body of a unit is what its base32 text encodes after the
+    /// header, and two units' distance is the popcount of their XOR.
+    #[test]
+    fn unit_bits() {
+        let a = unit_bits64("ISCC:EEA4ANY35QN6KETH").unwrap();
+        assert_eq!(a, unit_bits64("EEA4ANY35QN6KETH").unwrap());
+        let b = unit_bits64("ISCC:EEA3XAZAG5WA6NRX").unwrap();
+        assert_eq!(
+            (a ^ b).count_ones(),
+            crate::image_code_distance("ISCC:EEA4ANY35QN6KETH", "ISCC:EEA3XAZAG5WA6NRX").unwrap()
+        );
+        assert!(unit_bits64("not a code").is_err());
     }
 
     /// Every published ISO 24138 conformance vector but the audio and video

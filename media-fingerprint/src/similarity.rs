@@ -29,3 +29,92 @@ pub struct Comparison {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offset_seconds: Option<f64>,
 }
+
+/// Image-Codes at most this many bits apart show the same picture
+/// (re-encoded, resized, recompressed, converted to another format).
+pub const IMAGE_SAME_BITS: u32 = 6;
+/// Image-Codes at most this many bits apart are similar pictures (a heavier
+/// edit, or another shot of the same scene). Unrelated pictures sit near 32
+/// bits apart, with a standard deviation of about 4: at 9 bits, a chance
+/// match is a 5.75-sigma event, rare even across millions of registrations.
+pub const IMAGE_SIMILAR_BITS: u32 = 9;
+
+/// Compares two Image-Codes (with or without the `ISCC:` prefix).
+pub fn compare_image_codes(a: &str, b: &str) -> crate::Result<Comparison> {
+    let distance = crate::image_code_distance(a, b)?;
+    Ok(Comparison {
+        distance: f64::from(distance),
+        verdict: image_verdict(distance),
+        offset_seconds: None,
+    })
+}
+
+/// The verdict for a distance in bits between two Image-Codes.
+pub fn image_verdict(distance: u32) -> Verdict {
+    if distance <= IMAGE_SAME_BITS {
+        Verdict::Same
+    } else if distance <= IMAGE_SIMILAR_BITS {
+        Verdict::Similar
+    } else {
+        Verdict::Different
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Cursor;
+
+    use super::*;
+    use crate::test_support::shared_path;
+
+    fn code(file: &str) -> String {
+        let bytes = std::fs::read(shared_path("media/images").join(file)).expect("read");
+        crate::image_code::image_code(Cursor::new(bytes), &crate::Limits::default()).expect(file)
+    }
+
+    /// On the shared photographs, every natural duplicate pair (the same
+    /// photo in other formats, thumbnails of the full-size photos, the
+    /// stereo pair) is found and no unrelated pair is.
+    #[test]
+    fn shared_image_pairs() {
+        let files = [
+            "astronaut.png",
+            "camera.png",
+            "chelsea.png",
+            "coffee.png",
+            "coffee.bmp",
+            "coffee.gif",
+            "coffee.tiff",
+            "coffee.webp",
+            "fallen_leaf_2560x1600.jpg",
+            "fallen_leaf_thumbnail.jpg",
+            "flower.jpg",
+            "motorcycle_left.png",
+            "motorcycle_right.png",
+            "path_2560x1600.jpg",
+            "path_thumbnail.jpg",
+            "rocket.jpg",
+        ];
+        let group = |f: &str| f.split(['_', '.']).next().unwrap_or(f).to_owned();
+        let codes: Vec<(String, String)> = files.iter().map(|f| (f.to_string(), code(f))).collect();
+        let mut closest_unrelated = u32::MAX;
+        for (i, (fa, ca)) in codes.iter().enumerate() {
+            for (fb, cb) in &codes[i + 1..] {
+                let c = compare_image_codes(ca, cb).expect("compare");
+                let related = group(fa) == group(fb);
+                eprintln!("{fa} ~ {fb}: {} bits, {:?}", c.distance, c.verdict);
+                if related {
+                    assert_ne!(c.verdict, Verdict::Different, "{fa} ~ {fb} should match");
+                } else {
+                    assert_eq!(
+                        c.verdict,
+                        Verdict::Different,
+                        "{fa} ~ {fb} should not match"
+                    );
+                    closest_unrelated = closest_unrelated.min(c.distance as u32);
+                }
+            }
+        }
+        eprintln!("closest unrelated pair: {closest_unrelated} bits");
+    }
+}

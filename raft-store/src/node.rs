@@ -126,10 +126,15 @@ impl RaftNode {
         metrics.current_leader.ok_or(StoreError::NoLeader(timeout))
     }
 
-    /// Proposes `entry` and waits until it is committed and applied. The
-    /// outcome is what the state machine decided, identical on every node.
-    pub async fn propose(&self, entry: LedgerEntry) -> Result<ApplyOutcome> {
-        match self.raft.client_write(Command(entry)).await {
+    /// Proposes `entry`, with the JSON of the fingerprints to store beside
+    /// it, and waits until it is committed and applied. The outcome is what
+    /// the state machine decided, identical on every node.
+    pub async fn propose(
+        &self,
+        entry: LedgerEntry,
+        prints: Option<String>,
+    ) -> Result<ApplyOutcome> {
+        match self.raft.client_write(Command { entry, prints }).await {
             Ok(response) => Ok(response.data),
             Err(e) => match e.forward_to_leader() {
                 Some(forward) => Err(StoreError::NotLeader {

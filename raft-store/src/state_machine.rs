@@ -77,7 +77,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let log_id = entry.log_id();
             let outcome = match &entry.payload {
                 EntryPayload::Blank => ApplyOutcome::NoLedgerChange,
-                EntryPayload::Normal(command) => tx.apply(&command.0).await.map_err(io_err)?,
+                EntryPayload::Normal(command) => tx
+                    .apply(&command.entry, command.prints.as_deref())
+                    .await
+                    .map_err(io_err)?,
                 EntryPayload::Membership(membership) => {
                     let stored = StoredMembership::new(Some(log_id), membership.clone());
                     marks.last_membership = Some(to_json(&stored)?);

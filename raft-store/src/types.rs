@@ -5,14 +5,20 @@ use std::fmt;
 use registry::{ApplyOutcome, EntryBody, LedgerEntry};
 use serde::{Deserialize, Serialize};
 
-/// What a client proposes through Raft: one ledger entry to append.
+/// What a client proposes through Raft: one ledger entry to append, and the
+/// JSON of the fingerprints to store beside it (see [`registry::Prints`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Command(pub LedgerEntry);
+pub struct Command {
+    /// The entry; its leaf is produced when it is applied.
+    pub entry: LedgerEntry,
+    /// The fingerprints the entry's `prints_sha256` commits to, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prints: Option<String>,
+}
 
 impl fmt::Display for Command {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.0.body {
+        match &self.entry.body {
             EntryBody::ContentRegistered(reg) => write!(f, "register content {}", reg.content_id),
         }
     }

@@ -65,6 +65,40 @@ pub struct ContentRegistration {
     /// What the registrant said about the content.
     #[serde(default)]
     pub metadata: Metadata,
+    /// SHA-256 (hex) of the [`Prints`] JSON proposed with this registration,
+    /// which is stored beside the leaf rather than in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prints_sha256: Option<String>,
+}
+
+/// Audio and video fingerprints of a registration: too large for the leaf,
+/// kept beside it, and anchored by the leaf's `prints_sha256`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Prints {
+    /// The Chromaprint fingerprint of the audio or the sound track.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio: Option<media_fingerprint::audio::AudioPrint>,
+    /// The frame signatures of the video.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video: Option<media_fingerprint::video::VideoPrint>,
+}
+
+impl Prints {
+    /// Whether there is nothing to keep.
+    pub fn is_empty(&self) -> bool {
+        self.audio.is_none() && self.video.is_none()
+    }
+
+    /// The exact JSON text proposed and stored.
+    pub fn to_json(&self) -> Result<String> {
+        serde_json::to_string(self)
+            .map_err(|e| RegistryError::Corrupt(format!("prints do not serialise: {e}")))
+    }
+
+    /// SHA-256 (hex) of a prints JSON text, as the leaf records it.
+    pub fn digest(json: &str) -> String {
+        hex::encode(ring::digest::digest(&ring::digest::SHA256, json.as_bytes()))
+    }
 }
 
 /// ISCC units (ISO 24138), each in canonical `ISCC:` form.
@@ -179,6 +213,21 @@ pub enum Rejection {
         /// The id in question.
         content_id: String,
     },
+    /// The fingerprints sent with the registration are not the ones its
+    /// leaf commits to, or do not decode.
+    #[error("the fingerprints sent with {content_id} do not match its prints_sha256")]
+    PrintsMismatch {
+        /// The registration in question.
+        content_id: String,
+    },
+    /// An ISCC unit in the registration does not decode.
+    #[error("registration {content_id} carries an invalid ISCC unit: {detail}")]
+    InvalidFingerprint {
+        /// The registration in question.
+        content_id: String,
+        /// What is wrong.
+        detail: String,
+    },
     /// `derived_from` names content that is not registered.
     #[error("derived_from names {content_id}, which is not registered")]
     UnknownDerivedFrom {
@@ -211,6 +260,7 @@ mod tests {
             },
             missing_fingerprints: vec![],
             metadata: Metadata::default(),
+            prints_sha256: None,
         }))
     }
 

@@ -24,7 +24,11 @@ pub mod metadata;
 mod store;
 
 pub use entry::{
-    ApplyOutcome, ContentRegistration, EntryBody, IsccCodes, LedgerEntry, Metadata, Rejection,
+    ApplyOutcome, ContentRegistration, EntryBody, IsccCodes, LedgerEntry, Metadata, Prints,
+    Rejection,
 };
 pub use error::{RegistryError, Result};
-pub use store::{ApplyTx, ContentRecord, LedgerSnapshot, RaftMarks, Registry, StoredEntry};
+pub use store::{
+    ApplyTx, CodeKind, CodeMatch, ContentRecord, LedgerSnapshot, MAX_INDEXED_DISTANCE, RaftMarks,
+    Registry, StoredEntry, is_sampled,
+};

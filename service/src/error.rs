@@ -139,6 +139,10 @@ impl From<Rejection> for ApiError {
         match r {
             Rejection::DuplicateContent { content_id } => Self::Duplicate { content_id },
             Rejection::UnknownDerivedFrom { .. } => Self::BadRequest(r.to_string()),
+            // The service computes both itself; a mismatch is a bug.
+            Rejection::PrintsMismatch { .. } | Rejection::InvalidFingerprint { .. } => {
+                Self::Internal(anyhow::anyhow!(r))
+            }
             // Ids are fresh UUIDv7s; a clash means a bug, not bad input.
             Rejection::ContentIdTaken { .. } => Self::Internal(anyhow::anyhow!(r)),
         }

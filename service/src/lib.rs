@@ -8,6 +8,7 @@
 //! - `routes`: one module per resource (`content`, `log`, `health`).
 //! - `upload`: streaming uploads to disk while hashing.
 //! - `register`: from upload to ledger receipt.
+//! - `matching`: finding registered content like an upload, through indexes.
 //! - `views`: the JSON the API returns.
 //! - `auth`, `error`: the operator extractor and problem+json errors.
 //! - `transport`: Raft RPC between nodes.
@@ -19,6 +20,7 @@ mod auth;
 pub mod config;
 mod error;
 mod identity;
+mod matching;
 mod register;
 mod routes;
 mod state;

@@ -4,7 +4,7 @@ use std::io::BufReader;
 
 use media_fingerprint::{ContentFingerprint, Sniffed};
 use registry::checkpoint::TreeHead;
-use registry::{ApplyOutcome, ContentRegistration, EntryBody, IsccCodes, LedgerEntry};
+use registry::{ApplyOutcome, ContentRegistration, EntryBody, IsccCodes, LedgerEntry, Prints};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -36,6 +36,15 @@ pub async fn register(state: &AppState, upload: Received) -> ApiResult<Registrat
         .map_err(|e| ApiError::Internal(e.into()))?
         .format(&Rfc3339)
         .map_err(|e| ApiError::Internal(e.into()))?;
+    let prints = Prints {
+        audio: fingerprint.audio.clone(),
+        video: fingerprint.video.clone(),
+    };
+    let prints = if prints.is_empty() {
+        None
+    } else {
+        Some(prints.to_json()?)
+    };
     let registration = ContentRegistration {
         content_id: uuid::Uuid::now_v7().to_string(),
         registered_at,
@@ -45,16 +54,18 @@ pub async fn register(state: &AppState, upload: Received) -> ApiResult<Registrat
         size: upload.exact.size,
         sha256,
         iscc: iscc_codes(&upload, &fingerprint)?,
-        missing_fingerprints: fingerprint.missing,
-        metadata: upload.metadata,
+        missing_fingerprints: fingerprint.missing.clone(),
+        metadata: upload.metadata.clone(),
+        prints_sha256: prints.as_deref().map(Prints::digest),
     };
     let content_id = registration.content_id.clone();
 
     let outcome = state
         .node
-        .propose(LedgerEntry::new(EntryBody::ContentRegistered(
-            registration.clone(),
-        )))
+        .propose(
+            LedgerEntry::new(EntryBody::ContentRegistered(registration.clone())),
+            prints,
+        )
         .await?;
     let (index, tree_size) = match outcome {
         ApplyOutcome::Appended { index, tree_size } => (index, tree_size),
@@ -123,7 +134,7 @@ fn iscc_codes(upload: &Received, fingerprint: &ContentFingerprint) -> ApiResult<
     })
 }
 
-async fn fingerprint(
+pub(crate) async fn fingerprint(
     state: &AppState,
     upload: &Received,
     sniffed: &Sniffed,

@@ -3,8 +3,9 @@
 use sqlx::AnyConnection;
 use sqlx::{Any, AnyPool, Row, Transaction};
 
+use super::similarity::{self, codes_of};
 use super::{RaftMarks, from_i64, to_i64, with_hashes};
-use crate::entry::{ApplyOutcome, EntryBody, LedgerEntry, Rejection};
+use crate::entry::{ApplyOutcome, EntryBody, LedgerEntry, Prints, Rejection};
 use crate::{RegistryError, Result};
 
 /// A batch being applied. Entries appended through it become visible, with
@@ -32,25 +33,51 @@ impl ApplyTx {
     /// Applies one command. Business rules (no duplicate bytes, references
     /// must exist) are checked here, against the data as of this point in the
     /// log, so every replica reaches the same outcome.
-    pub async fn apply(&mut self, entry: &LedgerEntry) -> Result<ApplyOutcome> {
+    ///
+    /// `prints` is the JSON of the [`Prints`] proposed with the entry, if
+    /// any; it must be exactly what the entry's `prints_sha256` commits to.
+    pub async fn apply(
+        &mut self,
+        entry: &LedgerEntry,
+        prints: Option<&str>,
+    ) -> Result<ApplyOutcome> {
+        let parsed = match check_prints(entry, prints) {
+            Ok(parsed) => parsed,
+            Err(rejection) => return Ok(ApplyOutcome::Rejected(rejection)),
+        };
         if let Some(rejection) = self.check(entry).await? {
             return Ok(ApplyOutcome::Rejected(rejection));
         }
         let leaf = entry.to_leaf()?;
-        self.append_leaf(&leaf, entry).await
+        self.append_leaf(&leaf, entry, prints.zip(parsed.as_ref()))
+            .await
     }
 
     /// Appends a leaf exactly as given (snapshot install): the text is not
     /// re-serialised, so the rebuilt tree has the same hashes.
-    pub(super) async fn append_stored_leaf(&mut self, leaf: &str) -> Result<()> {
+    pub(super) async fn append_stored_leaf(
+        &mut self,
+        leaf: &str,
+        prints: Option<&str>,
+    ) -> Result<()> {
         let entry = LedgerEntry::from_leaf(leaf)?;
-        self.append_leaf(leaf, &entry).await.map(|_| ())
+        let parsed = check_prints(&entry, prints)
+            .map_err(|r| RegistryError::Corrupt(format!("snapshot leaf: {r}")))?;
+        self.append_leaf(leaf, &entry, prints.zip(parsed.as_ref()))
+            .await
+            .map(|_| ())
     }
 
     async fn check(&mut self, entry: &LedgerEntry) -> Result<Option<Rejection>> {
         let conn: &mut AnyConnection = &mut self.tx;
         match &entry.body {
             EntryBody::ContentRegistered(reg) => {
+                if let Err(e) = codes_of(&reg.iscc) {
+                    return Ok(Some(Rejection::InvalidFingerprint {
+                        content_id: reg.content_id.clone(),
+                        detail: e.to_string(),
+                    }));
+                }
                 if let Some(content_id) = content_id_by_sha256(conn, &reg.sha256).await? {
                     return Ok(Some(Rejection::DuplicateContent { content_id }));
                 }
@@ -71,7 +98,12 @@ impl ApplyTx {
         }
     }
 
-    async fn append_leaf(&mut self, leaf: &str, entry: &LedgerEntry) -> Result<ApplyOutcome> {
+    async fn append_leaf(
+        &mut self,
+        leaf: &str,
+        entry: &LedgerEntry,
+        prints: Option<(&str, &Prints)>,
+    ) -> Result<ApplyOutcome> {
         let index = self.tree_size;
         let conn: &mut AnyConnection = &mut self.tx;
         let entry_type = match &entry.body {
@@ -107,6 +139,8 @@ impl ApplyTx {
                 .bind(to_i64(index)?)
                 .execute(&mut *conn)
                 .await?;
+                let codes = codes_of(&reg.iscc)?;
+                similarity::index(conn, &reg.content_id, &codes, prints).await?;
             }
         }
 
@@ -134,13 +168,36 @@ impl ApplyTx {
 
     /// Deletes every ledger row, for a snapshot install that rebuilds them.
     pub(super) async fn clear(&mut self) -> Result<()> {
-        for table in ["content", "merkle_hash", "ledger_entry"] {
+        for table in [
+            "audio_item",
+            "code_band",
+            "content_print",
+            "content",
+            "merkle_hash",
+            "ledger_entry",
+        ] {
             sqlx::query(&format!("delete from {table}"))
                 .execute(&mut *self.tx)
                 .await?;
         }
         self.tree_size = 0;
         Ok(())
+    }
+}
+
+/// Checks the prints sent with an entry against its commitment and decodes
+/// them. Deterministic, so every replica rejects the same entries.
+fn check_prints(entry: &LedgerEntry, prints: Option<&str>) -> Result<Option<Prints>, Rejection> {
+    let EntryBody::ContentRegistered(reg) = &entry.body;
+    let mismatch = || Rejection::PrintsMismatch {
+        content_id: reg.content_id.clone(),
+    };
+    match (&reg.prints_sha256, prints) {
+        (None, None) => Ok(None),
+        (Some(digest), Some(json)) if *digest == Prints::digest(json) => {
+            serde_json::from_str(json).map(Some).map_err(|_| mismatch())
+        }
+        _ => Err(mismatch()),
     }
 }
 

@@ -8,6 +8,7 @@
 mod apply;
 mod content;
 mod ledger;
+mod similarity;
 mod snapshot;
 
 use sqlx::AnyConnection;
@@ -18,6 +19,7 @@ use sqlx::{AnyPool, Executor, Row};
 pub use apply::ApplyTx;
 pub use content::ContentRecord;
 pub use ledger::StoredEntry;
+pub use similarity::{CodeKind, CodeMatch, MAX_INDEXED_DISTANCE, is_sampled};
 pub use snapshot::LedgerSnapshot;
 
 use crate::merkle::{Hash, PrefetchReader};

@@ -4,10 +4,13 @@
 //! the leaves plus the Raft marks. Installing one rebuilds every table from
 //! the leaves in one transaction.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::{RaftMarks, Registry};
 use crate::Result;
+use crate::entry::{EntryBody, LedgerEntry};
 
 /// The ledger as of one applied log id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -18,6 +21,9 @@ pub struct LedgerSnapshot {
     pub last_membership: Option<String>,
     /// Every leaf, in order, exactly as stored.
     pub leaves: Vec<String>,
+    /// The prints stored beside leaves, by content id, exactly as stored.
+    #[serde(default)]
+    pub prints: BTreeMap<String, String>,
 }
 
 impl Registry {
@@ -27,10 +33,21 @@ impl Registry {
     pub async fn snapshot(&self) -> Result<LedgerSnapshot> {
         let (marks, size) = self.marks_and_size().await?;
         let leaves = self.leaves(0, size).await?;
+        // Prints are written with their leaf, so every leaf read above has
+        // its prints stored already; prints of later leaves are dropped.
+        let mut prints: BTreeMap<String, String> = self.all_prints().await?.into_iter().collect();
+        let mut kept = BTreeMap::new();
+        for (_, leaf) in &leaves {
+            let EntryBody::ContentRegistered(reg) = LedgerEntry::from_leaf(leaf)?.body;
+            if let Some(json) = prints.remove(&reg.content_id) {
+                kept.insert(reg.content_id, json);
+            }
+        }
         Ok(LedgerSnapshot {
             last_applied: marks.last_applied,
             last_membership: marks.last_membership,
             leaves: leaves.into_iter().map(|(_, leaf)| leaf).collect(),
+            prints: kept,
         })
     }
 
@@ -39,7 +56,9 @@ impl Registry {
         let mut tx = self.begin_apply().await?;
         tx.clear().await?;
         for leaf in &snapshot.leaves {
-            tx.append_stored_leaf(leaf).await?;
+            let EntryBody::ContentRegistered(reg) = LedgerEntry::from_leaf(leaf)?.body;
+            let prints = snapshot.prints.get(&reg.content_id).map(String::as_str);
+            tx.append_stored_leaf(leaf, prints).await?;
         }
         tx.commit(&RaftMarks {
             last_applied: snapshot.last_applied.clone(),

@@ -5,7 +5,7 @@ use media_fingerprint::MediaKind;
 
 use super::*;
 use crate::entry::{
-    ApplyOutcome, ContentRegistration, EntryBody, IsccCodes, LedgerEntry, Rejection,
+    ApplyOutcome, ContentRegistration, EntryBody, IsccCodes, LedgerEntry, Prints, Rejection,
 };
 use crate::merkle::{leaf_hash, verify_consistency, verify_inclusion};
 use crate::{Metadata, checkpoint::TreeHead};
@@ -81,6 +81,9 @@ fn replace_db_name(url: &str, name: &str) -> String {
 }
 
 pub(crate) fn registration(n: u32) -> LedgerEntry {
+    let mut hasher = media_fingerprint::StreamHasher::new();
+    hasher.update(format!("content number {n}").as_bytes());
+    let exact = hasher.finish().unwrap();
     LedgerEntry::new(EntryBody::ContentRegistered(ContentRegistration {
         content_id: format!("0192f0c1-0000-7000-8000-{n:012x}"),
         registered_at: "2026-11-21T12:00:00Z".into(),
@@ -92,14 +95,15 @@ pub(crate) fn registration(n: u32) -> LedgerEntry {
         iscc: IsccCodes {
             code: None,
             meta: None,
-            instance: "ISCC:IAA".into(),
-            data: "ISCC:GAA".into(),
+            instance: exact.instance_code,
+            data: exact.data_code,
             image: None,
             audio: None,
             video: None,
         },
         missing_fingerprints: vec![],
         metadata: Metadata::default(),
+        prints_sha256: None,
     }))
 }
 
@@ -107,7 +111,7 @@ async fn apply_all(reg: &Registry, entries: &[LedgerEntry]) -> Vec<ApplyOutcome>
     let mut tx = reg.begin_apply().await.unwrap();
     let mut out = vec![];
     for e in entries {
-        out.push(tx.apply(e).await.unwrap());
+        out.push(tx.apply(e, None).await.unwrap());
     }
     tx.commit(&RaftMarks {
         last_applied: Some(format!("applied-{}", entries.len())),
@@ -206,7 +210,7 @@ async fn uncommitted_batch_is_invisible() {
         let marks = reg.raft_marks().await.unwrap();
         {
             let mut tx = reg.begin_apply().await.unwrap();
-            tx.apply(&registration(2)).await.unwrap();
+            tx.apply(&registration(2), None).await.unwrap();
             // Dropped without commit.
         }
         assert_eq!(reg.tree_size().await.unwrap(), 1);
@@ -344,4 +348,155 @@ async fn reopen_keeps_everything() {
         reg.raft_marks().await.unwrap().last_applied.as_deref(),
         Some("applied-3")
     );
+}
+
+/// A registration whose Image-Code has the 64-bit body `code`.
+fn with_image_code(n: u32, code: u64) -> LedgerEntry {
+    let mut entry = registration(n);
+    let EntryBody::ContentRegistered(r) = &mut entry.body;
+    let unit = iscc_lib::encode_component(2, 1, 0, 64, &code.to_be_bytes()).unwrap();
+    r.iscc.image = Some(format!("ISCC:{}", unit.trim_start_matches("ISCC:")));
+    entry
+}
+
+/// The banded index returns exactly what a scan would: every registered
+/// code within the indexed distance, with its distance, best first.
+#[tokio::test]
+async fn code_index_equals_a_scan() {
+    for (reg, db) in backends().await {
+        // A deterministic spread of codes, many of them near a few centres.
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let centres: Vec<u64> = (0..4).map(|_| next()).collect();
+        let mut codes = vec![];
+        for i in 0..240u32 {
+            let centre = centres[i as usize % centres.len()];
+            let flips = i % 14;
+            let mut code = centre;
+            for _ in 0..flips {
+                code ^= 1 << (next() % 64);
+            }
+            codes.push(code);
+        }
+        let entries: Vec<LedgerEntry> = codes
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| with_image_code(i as u32 + 1, c))
+            .collect();
+        apply_all(&reg, &entries).await;
+
+        for (q, &query) in centres.iter().chain(&codes[..20]).enumerate() {
+            let got = reg
+                .codes_within(CodeKind::Image, query, MAX_INDEXED_DISTANCE)
+                .await
+                .unwrap();
+            let mut want: Vec<(String, u32)> = codes
+                .iter()
+                .enumerate()
+                .map(|(i, &c)| {
+                    (
+                        format!("0192f0c1-0000-7000-8000-{:012x}", i + 1),
+                        (c ^ query).count_ones(),
+                    )
+                })
+                .filter(|(_, d)| *d <= MAX_INDEXED_DISTANCE)
+                .collect();
+            want.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+            let got: Vec<(String, u32)> = got
+                .into_iter()
+                .map(|m| (m.content_id, m.distance))
+                .collect();
+            assert_eq!(got, want, "query {q}");
+        }
+        // Other kinds are separate: no audio codes were registered.
+        assert!(
+            reg.codes_within(CodeKind::Audio, centres[0], 9)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        db.drop_db().await;
+    }
+}
+
+fn audio_prints(items: Vec<u32>) -> String {
+    Prints {
+        audio: Some(media_fingerprint::audio::AudioPrint {
+            duration_seconds: items.len() as f64 * 0.1238,
+            chromaprint: items,
+        }),
+        video: None,
+    }
+    .to_json()
+    .unwrap()
+}
+
+fn with_prints(n: u32, json: &str) -> LedgerEntry {
+    let mut entry = registration(n);
+    let EntryBody::ContentRegistered(r) = &mut entry.body;
+    r.prints_sha256 = Some(Prints::digest(json));
+    entry
+}
+
+/// Prints are stored beside the leaf they belong to, their sampled audio
+/// items are indexed, and prints that do not match the leaf's commitment
+/// are rejected without a trace.
+#[tokio::test]
+async fn prints_are_stored_indexed_and_checked() {
+    for (reg, db) in backends().await {
+        let items: Vec<u32> = (0..400u32).map(|i| i.wrapping_mul(2_654_435_761)).collect();
+        let json = audio_prints(items.clone());
+        let mut tx = reg.begin_apply().await.unwrap();
+        let ok = tx.apply(&with_prints(1, &json), Some(&json)).await.unwrap();
+        assert!(matches!(ok, ApplyOutcome::Appended { .. }));
+        let other = audio_prints(vec![1, 2, 3]);
+        let bad = tx
+            .apply(&with_prints(2, &json), Some(&other))
+            .await
+            .unwrap();
+        assert!(matches!(
+            bad,
+            ApplyOutcome::Rejected(Rejection::PrintsMismatch { .. })
+        ));
+        let missing = tx.apply(&with_prints(3, &json), None).await.unwrap();
+        assert!(matches!(
+            missing,
+            ApplyOutcome::Rejected(Rejection::PrintsMismatch { .. })
+        ));
+        tx.commit(&RaftMarks::default()).await.unwrap();
+
+        let id = "0192f0c1-0000-7000-8000-000000000001";
+        let stored = reg.prints(id).await.unwrap().unwrap();
+        assert_eq!(stored.audio.unwrap().chromaprint, items);
+        assert!(
+            reg.prints("0192f0c1-0000-7000-8000-000000000002")
+                .await
+                .unwrap()
+                .is_none()
+        );
+
+        // An excerpt's sampled items vote for the source.
+        let votes = reg.audio_item_votes(&items[100..200], 10).await.unwrap();
+        let expected = items[100..200].iter().filter(|&&i| is_sampled(i)).count() as u32;
+        assert_eq!(votes, vec![(id.to_owned(), expected)]);
+        assert!(expected > 0);
+
+        // Snapshots carry prints, and installing one restores the indexes.
+        let snap = reg.snapshot().await.unwrap();
+        assert_eq!(snap.prints.len(), 1);
+        let (dst, dst_db) = backends().await.remove(0);
+        dst.install_snapshot(&snap).await.unwrap();
+        assert_eq!(dst.prints(id).await.unwrap(), reg.prints(id).await.unwrap());
+        assert_eq!(
+            dst.audio_item_votes(&items[100..200], 10).await.unwrap(),
+            votes
+        );
+        dst_db.drop_db().await;
+        db.drop_db().await;
+    }
 }

@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::auth::Operator;
 use crate::error::{ApiError, ApiResult};
+use crate::matching::{self, MatchResponse};
 use crate::state::AppState;
 use crate::views::{ContentView, RegistrationReceipt};
 use crate::{register, upload};
@@ -22,6 +23,10 @@ pub(super) fn router() -> Router<AppState> {
             post(post_content)
                 .layer(DefaultBodyLimit::disable())
                 .get(find_content),
+        )
+        .route(
+            "/v1/content/match",
+            post(match_content).layer(DefaultBodyLimit::disable()),
         )
         .route("/v1/content/{content_id}", get(get_content))
 }
@@ -39,6 +44,16 @@ async fn post_content(
     let received = upload::receive(&state, request).await?;
     let receipt = register::register(&state, received).await?;
     Ok((StatusCode::CREATED, Json(receipt)))
+}
+
+/// Registered content that is the same as or similar to the uploaded file,
+/// best first. Same upload forms as `post_content`; nothing is stored.
+async fn match_content(
+    State(state): State<AppState>,
+    request: Request,
+) -> ApiResult<Json<MatchResponse>> {
+    let received = upload::receive(&state, request).await?;
+    Ok(Json(matching::find_matches(&state, received).await?))
 }
 
 /// One registration by id.

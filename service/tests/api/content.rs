@@ -164,26 +164,56 @@ async fn multipart_with_metadata() {
     assert_eq!(app.checkpoint().await.head.size, 2);
 }
 
-/// A file that is not an image registers with its exact codes, and the
-/// response says which content fingerprint is missing.
+/// Audio registers with its Audio-Code; a file that is no media registers
+/// with its exact codes, and the response says which content fingerprint is
+/// missing and why.
 #[tokio::test]
-async fn non_image_registers_with_exact_codes() {
+async fn audio_and_other_files_register() {
     let dir = tempfile::tempdir().unwrap();
     let app = TestApp::start(dir.path()).await;
+    let key = app.key().await;
+
     let bytes = std::fs::read(media("audio/house_lo.wav")).unwrap();
     let resp = app.upload_raw(bytes, "audio/wav").await;
     assert_eq!(resp.status(), 201);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["media_kind"], "audio");
     assert!(
+        body["iscc"]["audio"]
+            .as_str()
+            .unwrap()
+            .starts_with("ISCC:E"),
+        "{body}"
+    );
+    assert!(body["iscc"].get("image").is_none());
+    verify_receipt(&body, &key);
+
+    let resp = app
+        .upload_raw(
+            b"%PDF-1.7\n% not really a document\n".to_vec(),
+            "application/pdf",
+        )
+        .await;
+    assert_eq!(resp.status(), 201);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["media_kind"], "other");
+    assert!(
         body["iscc"]["instance"]
             .as_str()
             .unwrap()
             .starts_with("ISCC:")
     );
-    assert!(body["iscc"].get("image").is_none());
-    assert_eq!(body["missing_fingerprints"][0]["fingerprint"], "iscc_audio");
-    verify_receipt(&body, &app.key().await);
+    assert_eq!(
+        body["missing_fingerprints"][0]["fingerprint"],
+        "iscc_content"
+    );
+    assert!(
+        body["missing_fingerprints"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("application/pdf")
+    );
+    verify_receipt(&body, &key);
 }
 
 /// An empty log serves a signed checkpoint of size 0 whose root is the

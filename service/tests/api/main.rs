@@ -6,5 +6,6 @@
 mod content;
 mod durability;
 mod errors;
+mod matching;
 mod openapi;
 mod support;

@@ -16,8 +16,9 @@ use serde_json::{Value, json};
 use crate::support::{TestApp, media};
 
 /// The operations the API has, each named after its handler.
-const OPERATION_IDS: [&str; 9] = [
+const OPERATION_IDS: [&str; 10] = [
     "post_content",
+    "match_content",
     "get_content",
     "find_content",
     "get_checkpoint",
@@ -36,10 +37,12 @@ const METHODS: [&str; 8] = [
 /// Files registered by requests built from the document, one per request
 /// body media type; each differs from `rocket.jpg` and from the others, so
 /// every registration is new.
-const FRESH_FILES: [(&str, &str); 3] = [
+const FRESH_FILES: [(&str, &str); 5] = [
     ("images/coffee.png", "image/png"),
     ("images/camera.png", "image/png"),
     ("images/flower.jpg", "image/jpeg"),
+    ("images/chelsea.png", "image/png"),
+    ("images/astronaut.png", "image/png"),
 ];
 
 /// The parsed document.

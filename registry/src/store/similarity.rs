@@ -1,0 +1,271 @@
+//! The similarity indexes: banded 64-bit ISCC codes and sampled audio items.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use sqlx::{AnyConnection, Row};
+
+use super::{Registry, to_i64};
+use crate::entry::{IsccCodes, Prints};
+use crate::{RegistryError, Result};
+
+/// Bands per 64-bit code. Probing each band and its one-bit neighbours finds
+/// every code within `2 * BANDS - 1` bits, which is [`MAX_INDEXED_DISTANCE`].
+const BANDS: u32 = 5;
+/// Codes within this many bits of a query are always found.
+pub const MAX_INDEXED_DISTANCE: u32 = 2 * BANDS - 1;
+
+/// Which ISCC unit a code is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CodeKind {
+    /// Image-Code.
+    Image,
+    /// Audio-Code.
+    Audio,
+    /// Video-Code.
+    Video,
+    /// Data-Code.
+    Data,
+}
+
+impl CodeKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Image => "image",
+            Self::Audio => "audio",
+            Self::Video => "video",
+            Self::Data => "data",
+        }
+    }
+}
+
+/// A registered code near a query code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeMatch {
+    /// The registration it belongs to.
+    pub content_id: String,
+    /// Hamming distance in bits.
+    pub distance: u32,
+}
+
+/// Bit ranges of the bands: as even as 64 bits allow.
+fn band_ranges() -> impl Iterator<Item = (u32, u32, u32)> {
+    let base = 64 / BANDS;
+    let extra = 64 % BANDS;
+    (0..BANDS).scan(0u32, move |start, band| {
+        let width = base + u32::from(band < extra);
+        let range = (band, *start, width);
+        *start += width;
+        Some(range)
+    })
+}
+
+fn band_value(code: u64, start: u32, width: u32) -> u64 {
+    (code >> (64 - start - width)) & ((1u64 << width) - 1)
+}
+
+/// The 64-bit code of each ISCC unit present, by kind.
+pub(crate) fn codes_of(iscc: &IsccCodes) -> Result<Vec<(CodeKind, u64)>> {
+    let units = [
+        (CodeKind::Image, iscc.image.as_deref()),
+        (CodeKind::Audio, iscc.audio.as_deref()),
+        (CodeKind::Video, iscc.video.as_deref()),
+        (CodeKind::Data, Some(iscc.data.as_str())),
+    ];
+    units
+        .into_iter()
+        .filter_map(|(kind, unit)| unit.map(|u| (kind, u)))
+        .map(|(kind, unit)| {
+            media_fingerprint::iscc::unit_bits64(unit)
+                .map(|code| (kind, code))
+                .map_err(|e| RegistryError::invalid("iscc", format!("{unit}: {e}")))
+        })
+        .collect()
+}
+
+/// Indexes a registration's codes and stores and indexes its prints.
+pub(super) async fn index(
+    conn: &mut AnyConnection,
+    content_id: &str,
+    codes: &[(CodeKind, u64)],
+    prints: Option<(&str, &Prints)>,
+) -> Result<()> {
+    for &(kind, code) in codes {
+        for (band, start, width) in band_ranges() {
+            sqlx::query("insert into code_band (kind, band, value, code, content_id) values ($1, $2, $3, $4, $5)")
+                .bind(kind.as_str())
+                .bind(i64::from(band))
+                .bind(band_value(code, start, width) as i64)
+                .bind(code as i64)
+                .bind(content_id)
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    if let Some((json, prints)) = prints {
+        sqlx::query("insert into content_print (content_id, prints) values ($1, $2)")
+            .bind(content_id)
+            .bind(json)
+            .execute(&mut *conn)
+            .await?;
+        if let Some(audio) = &prints.audio {
+            for (position, &item) in (0u64..).zip(&audio.chromaprint) {
+                if !is_sampled(item) {
+                    continue;
+                }
+                sqlx::query(
+                    "insert into audio_item (value, position, content_id) values ($1, $2, $3)",
+                )
+                .bind(i64::from(item))
+                .bind(to_i64(position)?)
+                .bind(content_id)
+                .execute(&mut *conn)
+                .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Which Chromaprint items the excerpt index keeps: one in eight, chosen by
+/// value so an excerpt and its source keep the same ones.
+pub fn is_sampled(item: u32) -> bool {
+    item & 0b111 == 0
+}
+
+impl Registry {
+    /// Registered codes of `kind` within `max_distance` bits of `code`, best
+    /// first. Every code within [`MAX_INDEXED_DISTANCE`] is found; larger
+    /// distances are clipped to it.
+    pub async fn codes_within(
+        &self,
+        kind: CodeKind,
+        code: u64,
+        max_distance: u32,
+    ) -> Result<Vec<CodeMatch>> {
+        let max_distance = max_distance.min(MAX_INDEXED_DISTANCE);
+        let mut conditions = Vec::new();
+        let mut binds: Vec<i64> = Vec::new();
+        for (band, start, width) in band_ranges() {
+            let value = band_value(code, start, width);
+            let mut values = vec![value];
+            values.extend((0..width).map(|bit| value ^ (1 << bit)));
+            let first = binds.len() + 2;
+            let placeholders: Vec<String> = (0..values.len())
+                .map(|i| format!("${}", first + 1 + i))
+                .collect();
+            conditions.push(format!(
+                "(band = ${first} and value in ({}))",
+                placeholders.join(", ")
+            ));
+            binds.push(i64::from(band));
+            binds.extend(values.into_iter().map(|v| v as i64));
+        }
+        let sql = format!(
+            "select distinct content_id, code from code_band where kind = $1 and ({})",
+            conditions.join(" or ")
+        );
+        let mut query = sqlx::query(&sql).bind(kind.as_str());
+        for value in binds {
+            query = query.bind(value);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        let mut matches = Vec::new();
+        for row in rows {
+            let found: i64 = row.try_get(1)?;
+            let distance = (code ^ found as u64).count_ones();
+            if distance <= max_distance {
+                matches.push(CodeMatch {
+                    content_id: row.try_get(0)?,
+                    distance,
+                });
+            }
+        }
+        matches.sort_by(|a, b| {
+            a.distance
+                .cmp(&b.distance)
+                .then_with(|| a.content_id.cmp(&b.content_id))
+        });
+        Ok(matches)
+    }
+
+    /// Registrations sharing sampled Chromaprint items with `items`, with how
+    /// many items each shares, most first, at most `limit`.
+    pub async fn audio_item_votes(
+        &self,
+        items: &[u32],
+        limit: usize,
+    ) -> Result<Vec<(String, u32)>> {
+        let mut sampled: Vec<i64> = items
+            .iter()
+            .copied()
+            .filter(|&i| is_sampled(i))
+            .map(i64::from)
+            .collect();
+        sampled.sort_unstable();
+        sampled.dedup();
+        let mut votes: HashMap<String, u32> = HashMap::new();
+        // Bounded batches keep each statement under every engine's
+        // parameter limit.
+        for batch in sampled.chunks(500) {
+            let placeholders: Vec<String> = (1..=batch.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "select content_id from audio_item where value in ({})",
+                placeholders.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for &value in batch {
+                query = query.bind(value);
+            }
+            for row in query.fetch_all(&self.pool).await? {
+                *votes.entry(row.try_get(0)?).or_default() += 1;
+            }
+        }
+        let mut ranked: Vec<(String, u32)> = votes.into_iter().collect();
+        ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        ranked.truncate(limit);
+        Ok(ranked)
+    }
+
+    /// The fingerprints stored beside a registration.
+    pub async fn prints(&self, content_id: &str) -> Result<Option<Prints>> {
+        let row = sqlx::query("select prints from content_print where content_id = $1")
+            .bind(content_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let json: String = row.try_get(0)?;
+        serde_json::from_str(&json)
+            .map(Some)
+            .map_err(|e| RegistryError::Corrupt(format!("stored prints of {content_id}: {e}")))
+    }
+
+    /// Every stored prints text, by content id, for snapshots.
+    pub(super) async fn all_prints(&self) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query("select content_id, prints from content_print order by content_id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bands cover all 64 bits exactly once.
+    #[test]
+    fn bands_cover_the_code() {
+        let widths: u32 = band_ranges().map(|(_, _, w)| w).sum();
+        assert_eq!(widths, 64);
+        let code = 0x0123_4567_89ab_cdefu64;
+        let mut rebuilt = 0u64;
+        for (_, start, width) in band_ranges() {
+            rebuilt = (rebuilt << width) | band_value(code, start, width);
+        }
+        assert_eq!(rebuilt, code);
+    }
+}

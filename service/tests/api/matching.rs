@@ -1,0 +1,73 @@
+//! `POST /v1/content/match`: finding registered content like an upload.
+
+use serde_json::Value;
+
+use crate::support::{TestApp, media};
+
+async fn match_file(app: &TestApp, file: &str) -> Value {
+    let resp = app
+        .client
+        .post(app.url("/v1/content/match"))
+        .header("content-type", "application/octet-stream")
+        .body(std::fs::read(media(file)).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{file}");
+    resp.json().await.unwrap()
+}
+
+/// Identical bytes match on SHA-256; a thumbnail matches its full-size
+/// photograph by Image-Code; an unrelated photo matches nothing; nothing a
+/// match query uploads is stored.
+#[tokio::test]
+async fn images_match_by_bytes_and_by_picture() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start(dir.path()).await;
+    let mut ids = std::collections::HashMap::new();
+    for file in [
+        "images/path_2560x1600.jpg",
+        "images/fallen_leaf_2560x1600.jpg",
+        "images/coffee.png",
+    ] {
+        let resp = app
+            .upload_raw(std::fs::read(media(file)).unwrap(), "image/jpeg")
+            .await;
+        assert_eq!(resp.status(), 201);
+        let body: Value = resp.json().await.unwrap();
+        ids.insert(file, body["content_id"].as_str().unwrap().to_owned());
+    }
+
+    let exact = match_file(&app, "images/coffee.png").await;
+    assert_eq!(exact["matches"][0]["basis"], "sha256");
+    assert_eq!(exact["matches"][0]["verdict"], "same");
+    assert_eq!(
+        exact["matches"][0]["content"]["content_id"],
+        ids["images/coffee.png"].as_str()
+    );
+
+    let thumb = match_file(&app, "images/path_thumbnail.jpg").await;
+    let best = &thumb["matches"][0];
+    assert_eq!(
+        best["content"]["content_id"],
+        ids["images/path_2560x1600.jpg"].as_str()
+    );
+    assert_eq!(best["basis"], "iscc_image");
+    assert_ne!(best["verdict"], "different");
+    assert_eq!(thumb["matches"].as_array().unwrap().len(), 1, "{thumb}");
+
+    let webp = match_file(&app, "images/coffee.webp").await;
+    assert_eq!(
+        webp["matches"][0]["content"]["content_id"],
+        ids["images/coffee.png"].as_str()
+    );
+
+    let unrelated = match_file(&app, "images/rocket.jpg").await;
+    assert_eq!(unrelated["matches"], serde_json::json!([]));
+
+    assert_eq!(
+        app.checkpoint().await.head.size,
+        3,
+        "match queries store nothing"
+    );
+}
