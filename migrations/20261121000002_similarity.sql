@@ -27,9 +27,15 @@ create table code_band (
     -- The whole code (its 64 bits as a signed integer), so candidates need no
     -- second lookup.
     code bigint not null,
-    content_id text not null references content (content_id)
+    -- The registration's leaf index: an integer keeps the index small.
+    ledger_idx bigint not null references ledger_entry (idx)
 );
-create index code_band_lookup on code_band (kind, band, value);
+-- Covering: a probe reads only this index, never the table, so a query
+-- costs a few index range scans whatever the table's size.
+create index code_band_lookup on code_band (kind, band, value, code, ledger_idx);
+
+-- Matches are reported by content id.
+create index content_by_ledger_idx on content (ledger_idx);
 
 -- Sampled Chromaprint items, for finding the recording an audio excerpt
 -- comes from. Only items whose low three bits are zero are kept: the choice

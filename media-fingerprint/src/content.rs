@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 
 use crate::audio::{AudioPrint, audio_code, audio_print};
-use crate::image_code::image_code;
+use crate::image_code::image_codes;
 use crate::limits::Limits;
 use crate::sniff::{MediaKind, Sniffed};
 use crate::video::{VideoPrint, video_code, video_print};
@@ -21,6 +21,10 @@ use crate::video::{VideoPrint, video_code, video_print};
 pub struct ContentFingerprint {
     /// 64-bit ISCC Image-Code in canonical `ISCC:...` form, for images that decoded.
     pub image_code: Option<String>,
+    /// Image-Codes of centred crops keeping 95 % and 90 % of each side, so a
+    /// cropped copy can be matched with its original.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_crop_codes: Vec<String>,
     /// 64-bit ISCC Audio-Code, for audio and for video with a sound track.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audio_code: Option<String>,
@@ -70,8 +74,11 @@ pub fn content_fingerprint<R: BufRead + Seek + Send + Sync + 'static>(
 ) -> ContentFingerprint {
     let mut out = ContentFingerprint::default();
     match sniffed.kind {
-        MediaKind::Image => match image_code(reader, limits) {
-            Ok(code) => out.image_code = Some(code),
+        MediaKind::Image => match image_codes(reader, limits) {
+            Ok(codes) => {
+                out.image_code = Some(codes.code);
+                out.image_crop_codes = codes.crop_codes;
+            }
             Err(error) => out
                 .missing
                 .push(MissingFingerprint::new("iscc_image", error.to_string())),
@@ -183,20 +190,28 @@ mod tests {
         assert!(fingerprint.missing.is_empty());
     }
 
-    /// Audio and video get no Image-Code; what they lack is named.
+    /// Audio and video get no Image-Code; what they lack is named. Audio, and
+    /// the sound track of a video, get an Audio-Code and the print behind it.
     #[test]
     fn audio_and_video_get_no_image_code() {
         let (_, audio) = fingerprint_file("audio/love_theme.ogg");
         assert_eq!(audio.image_code, None);
         assert!(
-            audio.audio_code.is_some()
-                || audio.missing.iter().any(|m| m.fingerprint == "iscc_audio")
+            audio.audio_code.is_some() && audio.audio.is_some(),
+            "{:?}",
+            audio.missing
         );
         let (_, video) = fingerprint_file("video/clip_a_360p_reencoded.mp4");
         assert_eq!(video.image_code, None);
         assert!(
             video.video_code.is_some()
                 || video.missing.iter().any(|m| m.fingerprint == "iscc_video")
+        );
+        // The sound track is read in a second pass over the same reader.
+        assert!(
+            video.audio_code.is_some() && video.audio.is_some(),
+            "{:?}",
+            video.missing
         );
     }
 
@@ -273,9 +288,23 @@ mod tests {
     /// The fingerprint serialises with the field names the API documents.
     #[test]
     fn content_fingerprint_serialises() {
-        let (_, fingerprint) = fingerprint_file("audio/house_lo.wav");
+        // 1.4 s of speech: too short for Chromaprint, so a missing entry.
+        let (_, fingerprint) = fingerprint_file("audio/speech_front_center.wav");
         let json = serde_json::to_value(&fingerprint).expect("serialise");
         assert_eq!(json["image_code"], serde_json::Value::Null);
         assert_eq!(json["missing"][0]["fingerprint"], "iscc_audio");
+        let (_, fingerprint) = fingerprint_file("audio/house_lo.wav");
+        let json = serde_json::to_value(&fingerprint).expect("serialise");
+        assert!(
+            json["audio_code"]
+                .as_str()
+                .is_some_and(|c| c.starts_with("ISCC:"))
+        );
+        assert!(
+            json["audio"]["chromaprint"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty())
+        );
+        assert!(json.get("video").is_none());
     }
 }

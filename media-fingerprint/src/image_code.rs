@@ -16,8 +16,42 @@ use crate::normalize;
 /// Bit length of the Image-Codes the registry stores (the ISCC default).
 const IMAGE_CODE_BITS: u32 = 64;
 
+/// Fractions of width and height kept by the centred crops whose Image-Codes
+/// are computed beside the whole image's. The Image-Code sees the whole
+/// frame, so cutting a few percent off the edges moves it by many bits;
+/// comparing crops with crops lets a cropped copy meet its original.
+pub(crate) const CROP_FRACTIONS: [f64; 2] = [0.95, 0.90];
+
+/// The Image-Code of the whole image and those of its centred crops.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ImageCodes {
+    /// The ISCC Image-Code.
+    pub(crate) code: String,
+    /// Image-Codes of the crops, in the order of [`CROP_FRACTIONS`].
+    pub(crate) crop_codes: Vec<String>,
+}
+
+/// Decodes the image and returns its Image-Code and its crops' codes.
+pub(crate) fn image_codes<R: BufRead + Seek>(reader: R, limits: &Limits) -> Result<ImageCodes> {
+    let views = catch_unwind(AssertUnwindSafe(|| {
+        decode_views(reader, limits, &CROP_FRACTIONS)
+    }))
+    .map_err(|panic| FingerprintError::DecoderPanic(panic_message(panic.as_ref())))??;
+    let mut codes = views
+        .iter()
+        .map(|pixels| image_code_from_pixels(pixels, IMAGE_CODE_BITS))
+        .collect::<Result<Vec<_>>>()?;
+    let code = codes.remove(0);
+    Ok(ImageCodes {
+        code,
+        crop_codes: codes,
+    })
+}
+
 /// Decodes the image `reader` holds and returns its 64-bit ISCC Image-Code in
-/// canonical `ISCC:...` form.
+/// canonical `ISCC:...` form. (Production code takes [`image_codes`], which
+/// also gives the crops' codes; tests check the whole-image path alone.)
+#[cfg(test)]
 ///
 /// The format is recognised from the bytes. Dimensions are checked against
 /// `limits` from the header, before the pixels are decoded.
@@ -40,7 +74,17 @@ pub(crate) fn image_code_from_pixels(pixels: &[u8], bits: u32) -> Result<String>
 }
 
 /// Decodes under `limits` and normalises to 32×32 gray pixels.
+#[cfg(test)]
 fn decode_normalized<R: BufRead + Seek>(reader: R, limits: &Limits) -> Result<Vec<u8>> {
+    decode_views(reader, limits, &[]).map(|mut views| views.swap_remove(0))
+}
+
+/// Decodes under `limits` and normalises the whole image and its crops.
+fn decode_views<R: BufRead + Seek>(
+    reader: R,
+    limits: &Limits,
+    crops: &[f64],
+) -> Result<Vec<Vec<u8>>> {
     let mut reader = ImageReader::new(reader)
         .with_guessed_format()
         .map_err(FingerprintError::Io)?;
@@ -63,7 +107,7 @@ fn decode_normalized<R: BufRead + Seek>(reader: R, limits: &Limits) -> Result<Ve
     // exif_transpose, treat an unreadable orientation as "none".
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
     let image = DynamicImage::from_decoder(decoder).map_err(from_image_error)?;
-    Ok(normalize::normalize(image, orientation))
+    Ok(normalize::normalize_with_crops(image, orientation, crops))
 }
 
 /// Sorts the `image` crate's errors into ours, so that a limit refusal reads

@@ -62,6 +62,7 @@ pub use exact::{ExactHashes, StreamHasher};
 pub use image_code::image_code_distance;
 pub use limits::Limits;
 pub use similarity::{
-    Comparison, IMAGE_SAME_BITS, IMAGE_SIMILAR_BITS, Verdict, compare_image_codes, image_verdict,
+    Comparison, IMAGE_SAME_BITS, IMAGE_SIMILAR_BITS, Verdict, compare_image_code_sets,
+    compare_image_codes, image_verdict,
 };
 pub use sniff::{MediaKind, SNIFF_LEN, Sniffed, sniff};

@@ -40,14 +40,99 @@ pub(crate) const CODE_SIDE: usize = 32;
 /// `image` must have at least one pixel. Besides `image`, this allocates at
 /// most one buffer of its size (less for 16-bit or alpha images) plus, for a
 /// rotating orientation, one copy of that buffer at a time.
+#[cfg(test)]
 pub(crate) fn normalize(image: DynamicImage, orientation: Orientation) -> Vec<u8> {
+    let mut views = normalize_with_crops(image, orientation, &[]);
+    views.swap_remove(0)
+}
+
+/// Like [`normalize`], and also the normalised pixels of centred crops of
+/// the trimmed content, each keeping `fraction` of its width and height. The
+/// first result is the whole image, then one per fraction.
+pub(crate) fn normalize_with_crops(
+    image: DynamicImage,
+    orientation: Orientation,
+    fractions: &[f64],
+) -> Vec<Vec<u8>> {
     let mut flat = fill_transparency(image);
     flat.apply_orientation(orientation);
     let opaque = Opaque::new(flat);
     let content = trim_border(&opaque);
     let gray = luma_601(&opaque, content);
     drop(opaque);
-    resize_bicubic(&gray, CODE_SIDE, CODE_SIDE)
+    let mut views = vec![resize_bicubic(&gray, CODE_SIDE, CODE_SIDE)];
+    if !fractions.is_empty() {
+        // The crops' codes are ours, not ISO 24138's, so they need not
+        // follow Pillow's full-resolution arithmetic: cutting them from a
+        // small area-averaged copy costs a fraction of another full resize.
+        let small = box_reduce(&gray, CROP_BASE_SIDE);
+        for &fraction in fractions {
+            views.push(resize_bicubic(
+                &center_crop(&small, fraction),
+                CODE_SIDE,
+                CODE_SIDE,
+            ));
+        }
+    }
+    views
+}
+
+/// Longest side of the reduced copy the crops are cut from.
+const CROP_BASE_SIDE: usize = 256;
+
+/// Averages `factor`×`factor` blocks, the factor chosen so the longer side
+/// is at most `max_side`; an image already that small is returned as is.
+/// Rows and columns left over at the right and bottom edges are dropped.
+pub(crate) fn box_reduce(image: &Gray, max_side: usize) -> Gray {
+    let factor = image.width.max(image.height).div_ceil(max_side);
+    if factor <= 1 {
+        return image.clone();
+    }
+    let (width, height) = (
+        (image.width / factor).max(1),
+        (image.height / factor).max(1),
+    );
+    let (fx, fy) = (factor.min(image.width), factor.min(image.height));
+    let mut sums = vec![0u32; width];
+    let mut pixels = Vec::with_capacity(width * height);
+    for block_row in image.pixels.chunks_exact(image.width * fy).take(height) {
+        sums.iter_mut().for_each(|s| *s = 0);
+        for row in block_row.chunks_exact(image.width) {
+            for (sum, block) in sums.iter_mut().zip(row.chunks_exact(fx)) {
+                *sum += block.iter().map(|&p| u32::from(p)).sum::<u32>();
+            }
+        }
+        let area = (fx * fy) as u32;
+        // Cannot truncate: an average of bytes is at most 255.
+        pixels.extend(sums.iter().map(|&s| ((s + area / 2) / area) as u8));
+    }
+    Gray {
+        width,
+        height,
+        pixels,
+    }
+}
+
+/// The centred part of `image` that keeps `fraction` of each dimension (at
+/// least one pixel).
+pub(crate) fn center_crop(image: &Gray, fraction: f64) -> Gray {
+    let keep = |side: usize| ((side as f64 * fraction).round() as usize).clamp(1, side);
+    let (width, height) = (keep(image.width), keep(image.height));
+    let (left, top) = ((image.width - width) / 2, (image.height - height) / 2);
+    let mut pixels = Vec::with_capacity(width * height);
+    for row in image
+        .pixels
+        .chunks_exact(image.width)
+        .skip(top)
+        .take(height)
+    {
+        pixels.extend_from_slice(&row[left..left + width]);
+    }
+    Gray {
+        width,
+        height,
+        pixels,
+    }
 }
 
 /// A rectangle of pixels: `left..right` × `top..bottom`.
@@ -656,5 +741,45 @@ mod tests {
         expected.extend([17, 238]);
         expected.extend([255; 15]);
         assert_eq!(resize_bicubic(&step, 32, 1), expected);
+    }
+}
+
+#[cfg(test)]
+mod crop_tests {
+    use super::*;
+
+    /// Box reduction averages blocks and bounds the longer side.
+    #[test]
+    fn box_reduce_averages_blocks() {
+        let image = Gray {
+            width: 4,
+            height: 2,
+            pixels: vec![0, 2, 10, 20, 4, 6, 30, 40],
+        };
+        let small = box_reduce(&image, 2);
+        assert_eq!((small.width, small.height), (2, 1));
+        assert_eq!(small.pixels, vec![3, 25]);
+        let big = Gray {
+            width: 1000,
+            height: 10,
+            pixels: vec![7; 10_000],
+        };
+        let reduced = box_reduce(&big, 256);
+        assert!(reduced.width <= 256 && reduced.height >= 1);
+        assert!(reduced.pixels.iter().all(|&p| p == 7));
+    }
+
+    /// A centred crop keeps the middle and at least one pixel.
+    #[test]
+    fn center_crop_keeps_the_middle() {
+        let image = Gray {
+            width: 4,
+            height: 4,
+            pixels: (0..16).collect(),
+        };
+        let c = center_crop(&image, 0.5);
+        assert_eq!((c.width, c.height), (2, 2));
+        assert_eq!(c.pixels, vec![5, 6, 9, 10]);
+        assert_eq!(center_crop(&image, 0.0).pixels.len(), 1);
     }
 }

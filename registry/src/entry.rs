@@ -81,12 +81,16 @@ pub struct Prints {
     /// The frame signatures of the video.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub video: Option<media_fingerprint::video::VideoPrint>,
+    /// Image-Codes of centred crops of the image, indexed beside its
+    /// Image-Code so that cropped copies are found.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_crops: Vec<String>,
 }
 
 impl Prints {
     /// Whether there is nothing to keep.
     pub fn is_empty(&self) -> bool {
-        self.audio.is_none() && self.video.is_none()
+        self.audio.is_none() && self.video.is_none() && self.image_crops.is_empty()
     }
 
     /// The exact JSON text proposed and stored.

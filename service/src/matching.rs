@@ -131,9 +131,26 @@ pub async fn find_matches(state: &AppState, upload: Received) -> ApiResult<Match
             let Some(prints) = state.registry.prints(&content_id).await? else {
                 continue;
             };
-            for (basis, comparison) in align(&fingerprint, &prints) {
-                let rank = comparison.distance;
-                offer(&mut found, content_id.clone(), comparison, basis, rank);
+            // Alignment measures what the 64-bit codes only estimate, and
+            // finds the offset: its verdict replaces theirs, unless it finds
+            // nothing (then a close code still counts) or the bytes are
+            // identical anyway.
+            if let Some((basis, comparison)) = align(&fingerprint, &prints)
+                .into_iter()
+                .find(|(_, c)| c.verdict != Verdict::Different)
+            {
+                let keep_exact = found.get(&content_id).is_some_and(|c| c.basis == "sha256");
+                if !keep_exact {
+                    let rank = comparison.distance;
+                    found.insert(
+                        content_id.clone(),
+                        Candidate {
+                            comparison,
+                            basis,
+                            rank,
+                        },
+                    );
+                }
             }
         }
     }
@@ -185,10 +202,17 @@ fn units<'a>(
             units.push((kind, basis, unit.as_str()));
         }
     }
+    // The crops of the upload meet registered originals of which the upload
+    // is a crop's worth wider; registered crops (indexed with the codes)
+    // meet uploads that are crops of a registered image.
+    for crop in &fingerprint.image_crop_codes {
+        units.push((CodeKind::Image, "iscc_image", crop.as_str()));
+    }
     units
 }
 
-/// Aligns the upload's audio and video fingerprints with a registered item's.
+/// Aligns the upload's audio and video fingerprints with a registered item's:
+/// video first, as the picture identifies a video better than its music.
 fn align(fingerprint: &ContentFingerprint, prints: &Prints) -> Vec<(&'static str, Comparison)> {
     let mut out = Vec::new();
     if let (Some(ours), Some(theirs)) = (&fingerprint.video, &prints.video) {

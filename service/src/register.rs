@@ -39,6 +39,7 @@ pub async fn register(state: &AppState, upload: Received) -> ApiResult<Registrat
     let prints = Prints {
         audio: fingerprint.audio.clone(),
         video: fingerprint.video.clone(),
+        image_crops: fingerprint.image_crop_codes.clone(),
     };
     let prints = if prints.is_empty() {
         None

@@ -3,7 +3,7 @@
 use sqlx::AnyConnection;
 use sqlx::{Any, AnyPool, Row, Transaction};
 
-use super::similarity::{self, codes_of};
+use super::similarity::{self, codes_of, crop_codes};
 use super::{RaftMarks, from_i64, to_i64, with_hashes};
 use crate::entry::{ApplyOutcome, EntryBody, LedgerEntry, Prints, Rejection};
 use crate::{RegistryError, Result};
@@ -140,7 +140,7 @@ impl ApplyTx {
                 .execute(&mut *conn)
                 .await?;
                 let codes = codes_of(&reg.iscc)?;
-                similarity::index(conn, &reg.content_id, &codes, prints).await?;
+                similarity::index(conn, &reg.content_id, index, &codes, prints).await?;
             }
         }
 
@@ -195,7 +195,12 @@ fn check_prints(entry: &LedgerEntry, prints: Option<&str>) -> Result<Option<Prin
     match (&reg.prints_sha256, prints) {
         (None, None) => Ok(None),
         (Some(digest), Some(json)) if *digest == Prints::digest(json) => {
-            serde_json::from_str(json).map(Some).map_err(|_| mismatch())
+            let prints: Prints = serde_json::from_str(json).map_err(|_| mismatch())?;
+            crop_codes(&prints.image_crops).map_err(|e| Rejection::InvalidFingerprint {
+                content_id: reg.content_id.clone(),
+                detail: e.to_string(),
+            })?;
+            Ok(Some(prints))
         }
         _ => Err(mismatch()),
     }

@@ -99,6 +99,9 @@ async fn configure_sqlite(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
     // failing with SQLITE_BUSY.
     conn.execute("pragma busy_timeout = 10000").await?;
     conn.execute("pragma foreign_keys = on").await?;
+    // 64 MiB of page cache per connection: index probes for matching touch
+    // pages all over the similarity indexes.
+    conn.execute("pragma cache_size = -65536").await?;
     Ok(())
 }
 

@@ -11,7 +11,8 @@ use crate::{RegistryError, Result};
 
 /// Bands per 64-bit code. Probing each band and its one-bit neighbours finds
 /// every code within `2 * BANDS - 1` bits, which is [`MAX_INDEXED_DISTANCE`].
-const BANDS: u32 = 5;
+/// Four 16-bit bands keep the candidates per probe near N / 65536.
+const BANDS: u32 = 4;
 /// Codes within this many bits of a query are always found.
 pub const MAX_INDEXED_DISTANCE: u32 = 2 * BANDS - 1;
 
@@ -84,21 +85,39 @@ pub(crate) fn codes_of(iscc: &IsccCodes) -> Result<Vec<(CodeKind, u64)>> {
         .collect()
 }
 
+/// The 64-bit codes of the crop Image-Codes in a registration's prints.
+pub(crate) fn crop_codes(crops: &[String]) -> Result<Vec<u64>> {
+    crops
+        .iter()
+        .map(|unit| {
+            media_fingerprint::iscc::unit_bits64(unit)
+                .map_err(|e| RegistryError::invalid("image_crops", format!("{unit}: {e}")))
+        })
+        .collect()
+}
+
 /// Indexes a registration's codes and stores and indexes its prints.
 pub(super) async fn index(
     conn: &mut AnyConnection,
     content_id: &str,
+    ledger_idx: u64,
     codes: &[(CodeKind, u64)],
     prints: Option<(&str, &Prints)>,
 ) -> Result<()> {
-    for &(kind, code) in codes {
+    let crops = prints.map_or(&[][..], |(_, p)| p.image_crops.as_slice());
+    let crops = crop_codes(crops)?;
+    let all = codes
+        .iter()
+        .copied()
+        .chain(crops.into_iter().map(|code| (CodeKind::Image, code)));
+    for (kind, code) in all {
         for (band, start, width) in band_ranges() {
-            sqlx::query("insert into code_band (kind, band, value, code, content_id) values ($1, $2, $3, $4, $5)")
+            sqlx::query("insert into code_band (kind, band, value, code, ledger_idx) values ($1, $2, $3, $4, $5)")
                 .bind(kind.as_str())
                 .bind(i64::from(band))
                 .bind(band_value(code, start, width) as i64)
                 .bind(code as i64)
-                .bind(content_id)
+                .bind(to_i64(ledger_idx)?)
                 .execute(&mut *conn)
                 .await?;
         }
@@ -145,7 +164,9 @@ impl Registry {
         max_distance: u32,
     ) -> Result<Vec<CodeMatch>> {
         let max_distance = max_distance.min(MAX_INDEXED_DISTANCE);
-        let mut conditions = Vec::new();
+        // One indexed range lookup per band, glued with UNION ALL: an OR of
+        // the bands would let the planner fall back to scanning the table.
+        let mut selects = Vec::new();
         let mut binds: Vec<i64> = Vec::new();
         for (band, start, width) in band_ranges() {
             let value = band_value(code, start, width);
@@ -155,29 +176,49 @@ impl Registry {
             let placeholders: Vec<String> = (0..values.len())
                 .map(|i| format!("${}", first + 1 + i))
                 .collect();
-            conditions.push(format!(
-                "(band = ${first} and value in ({}))",
+            selects.push(format!(
+                "select ledger_idx, code from code_band where kind = $1 and band = ${first} and value in ({})",
                 placeholders.join(", ")
             ));
             binds.push(i64::from(band));
             binds.extend(values.into_iter().map(|v| v as i64));
         }
-        let sql = format!(
-            "select distinct content_id, code from code_band where kind = $1 and ({})",
-            conditions.join(" or ")
-        );
+        let sql = selects.join(" union all ");
         let mut query = sqlx::query(&sql).bind(kind.as_str());
         for value in binds {
             query = query.bind(value);
         }
         let rows = query.fetch_all(&self.pool).await?;
-        let mut matches = Vec::new();
+        // Best distance per registration: a code close on several bands comes
+        // back once per band, and an image's crops share its leaf.
+        let mut best: HashMap<i64, u32> = HashMap::new();
         for row in rows {
             let found: i64 = row.try_get(1)?;
             let distance = (code ^ found as u64).count_ones();
             if distance <= max_distance {
+                let idx: i64 = row.try_get(0)?;
+                let entry = best.entry(idx).or_insert(distance);
+                *entry = (*entry).min(distance);
+            }
+        }
+        let mut matches = Vec::with_capacity(best.len());
+        if !best.is_empty() {
+            let placeholders: Vec<String> = (1..=best.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "select ledger_idx, content_id from content where ledger_idx in ({})",
+                placeholders.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for idx in best.keys() {
+                query = query.bind(*idx);
+            }
+            for row in query.fetch_all(&self.pool).await? {
+                let idx: i64 = row.try_get(0)?;
+                let Some(&distance) = best.get(&idx) else {
+                    continue;
+                };
                 matches.push(CodeMatch {
-                    content_id: row.try_get(0)?,
+                    content_id: row.try_get(1)?,
                     distance,
                 });
             }

@@ -431,6 +431,7 @@ fn audio_prints(items: Vec<u32>) -> String {
             chromaprint: items,
         }),
         video: None,
+        image_crops: vec![],
     }
     .to_json()
     .unwrap()

@@ -8,6 +8,20 @@ use tokio::sync::mpsc;
 
 use crate::support::{TestApp, media, verify_receipt};
 
+/// The server's consistency proof between two tree sizes, decoded.
+async fn consistency_proof(app: &TestApp, from: u64, to: u64) -> Vec<registry::merkle::Hash> {
+    let (status, proof) = app
+        .get_json(&format!("/v1/log/proof/consistency?from={from}&to={to}"))
+        .await;
+    assert_eq!(status, 200);
+    proof["hashes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| decode_hash(h.as_str().unwrap()).unwrap())
+        .collect()
+}
+
 fn proof_of(receipt: &Value) -> Vec<String> {
     receipt["ledger"]["inclusion_proof"]
         .as_array()
@@ -79,19 +93,7 @@ async fn acknowledged_writes_survive_kill_9() {
     assert_eq!(resp.status(), 201);
     let grown = app.checkpoint().await;
     assert_eq!(grown.head.size, before.head.size + 1);
-    let (status, proof) = app
-        .get_json(&format!(
-            "/v1/log/proof/consistency?from={}&to={}",
-            before.head.size, grown.head.size
-        ))
-        .await;
-    assert_eq!(status, 200);
-    let hashes: Vec<_> = proof["hashes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| decode_hash(h.as_str().unwrap()).unwrap())
-        .collect();
+    let hashes = consistency_proof(&app, before.head.size, grown.head.size).await;
     verify_consistency(
         before.head.size,
         grown.head.size,
@@ -170,19 +172,7 @@ async fn kill_9_during_concurrent_writes() {
         assert_eq!(entry["leaf"], receipt["ledger"]["leaf"]);
 
         let size = receipt["ledger"]["tree_size"].as_u64().unwrap();
-        let (status, proof) = app
-            .get_json(&format!(
-                "/v1/log/proof/consistency?from={size}&to={}",
-                now.head.size
-            ))
-            .await;
-        assert_eq!(status, 200);
-        let hashes: Vec<_> = proof["hashes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|h| decode_hash(h.as_str().unwrap()).unwrap())
-            .collect();
+        let hashes = consistency_proof(&app, size, now.head.size).await;
         let old_root = decode_hash(receipt["ledger"]["root_hash"].as_str().unwrap()).unwrap();
         verify_consistency(size, now.head.size, &hashes, old_root, now.head.root).unwrap();
     }

@@ -1,0 +1,77 @@
+//! Cost of the image fingerprint against the cost of decoding alone.
+//!
+//! ```sh
+//! cargo bench -p media-fingerprint --bench image
+//! ```
+//!
+//! For each shared photograph: the median time of decoding it with the
+//! `image` crate (what any consumer pays), and of `content_fingerprint`
+//! (decode, normalise, Image-Codes of the image and its two crops), on one
+//! thread, and their ratio.
+
+use std::io::Cursor;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use media_fingerprint::{Limits, content_fingerprint, sniff};
+
+const RUNS: usize = 9;
+
+fn median(mut run: impl FnMut()) -> Duration {
+    let mut times: Vec<Duration> = (0..RUNS)
+        .map(|_| {
+            let t = Instant::now();
+            run();
+            t.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[RUNS / 2]
+}
+
+fn main() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/media/images");
+    let files = [
+        "fallen_leaf_2560x1600.jpg",
+        "path_2560x1600.jpg",
+        "flower.jpg",
+        "astronaut.png",
+        "coffee.png",
+        "coffee.webp",
+    ];
+    let (mut total_decode, mut total_print) = (Duration::ZERO, Duration::ZERO);
+    println!("| file | decode | fingerprint | ratio |");
+    println!("| --- | ---: | ---: | ---: |");
+    for file in files {
+        let bytes = match std::fs::read(dir.join(file)) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                eprintln!("skipping {file}: {e}");
+                continue;
+            }
+        };
+        let decode = median(|| {
+            let image = image::load_from_memory(&bytes).map(|i| i.width());
+            std::hint::black_box(image.is_ok());
+        });
+        let sniffed = sniff(&bytes, None);
+        let print = median(|| {
+            let p = content_fingerprint(Cursor::new(bytes.clone()), &sniffed, &Limits::default());
+            std::hint::black_box(p.image_code.is_some());
+        });
+        total_decode += decode;
+        total_print += print;
+        println!(
+            "| {file} | {:.1} ms | {:.1} ms | {:.2} |",
+            decode.as_secs_f64() * 1e3,
+            print.as_secs_f64() * 1e3,
+            print.as_secs_f64() / decode.as_secs_f64()
+        );
+    }
+    println!(
+        "| all | {:.1} ms | {:.1} ms | {:.2} |",
+        total_decode.as_secs_f64() * 1e3,
+        total_print.as_secs_f64() * 1e3,
+        total_print.as_secs_f64() / total_decode.as_secs_f64()
+    );
+}
