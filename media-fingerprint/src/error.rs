@@ -73,3 +73,16 @@ pub enum FingerprintError {
 
 /// Result type of this crate.
 pub type Result<T, E = FingerprintError> = std::result::Result<T, E>;
+
+/// The message of a caught panic, when it has one. Decoders of untrusted
+/// bytes run under `catch_unwind`; this turns what they panicked with into
+/// the reason an upload's fingerprint is missing.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(message) = payload.downcast_ref::<&str>() {
+        (*message).to_owned()
+    } else if let Some(message) = payload.downcast_ref::<String>() {
+        message.clone()
+    } else {
+        "panic without a message".to_owned()
+    }
+}

@@ -36,7 +36,9 @@ pub(crate) fn image_codes<R: BufRead + Seek>(reader: R, limits: &Limits) -> Resu
     let views = catch_unwind(AssertUnwindSafe(|| {
         decode_views(reader, limits, &CROP_FRACTIONS)
     }))
-    .map_err(|panic| FingerprintError::DecoderPanic(panic_message(panic.as_ref())))??;
+    .map_err(|panic| {
+        FingerprintError::DecoderPanic(crate::error::panic_message(panic.as_ref()))
+    })??;
     let mut codes = views
         .iter()
         .map(|pixels| image_code_from_pixels(pixels, IMAGE_CODE_BITS))
@@ -60,8 +62,9 @@ pub(crate) fn image_code<R: BufRead + Seek>(reader: R, limits: &Limits) -> Resul
     // them panic on a hostile file, that becomes a missing fingerprint for this
     // upload instead of a panic in the caller. Nothing is shared with the
     // closure but the reader, which is dropped with it.
-    let pixels = catch_unwind(AssertUnwindSafe(|| decode_normalized(reader, limits)))
-        .map_err(|panic| FingerprintError::DecoderPanic(panic_message(panic.as_ref())))??;
+    let pixels = catch_unwind(AssertUnwindSafe(|| decode_normalized(reader, limits))).map_err(
+        |panic| FingerprintError::DecoderPanic(crate::error::panic_message(panic.as_ref())),
+    )??;
     image_code_from_pixels(&pixels, IMAGE_CODE_BITS)
 }
 
@@ -121,17 +124,6 @@ fn from_image_error(error: ImageError) -> FingerprintError {
         }
         ImageError::IoError(io) => FingerprintError::Io(io),
         other => FingerprintError::Decode(other),
-    }
-}
-
-/// The message of a caught panic, when it has one.
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(message) = payload.downcast_ref::<&str>() {
-        (*message).to_owned()
-    } else if let Some(message) = payload.downcast_ref::<String>() {
-        message.clone()
-    } else {
-        "panic without a message".to_owned()
     }
 }
 

@@ -92,7 +92,7 @@ pub(crate) fn audio_print<R: Read + Seek + Send + Sync + 'static>(
     catch_unwind(AssertUnwindSafe(|| fingerprint_stream(reader, limits))).map_err(|panic| {
         FingerprintError::AudioDecode(format!(
             "the decoder failed unexpectedly: {}",
-            panic_message(panic.as_ref())
+            crate::error::panic_message(panic.as_ref())
         ))
     })?
 }
@@ -137,17 +137,6 @@ impl decode::AudioSink for ChromaprintSink {
 
     fn consume(&mut self, interleaved: &[i16]) {
         self.fingerprinter.consume(interleaved);
-    }
-}
-
-/// The message a panic was raised with, if it has one.
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(message) = payload.downcast_ref::<&str>() {
-        (*message).to_owned()
-    } else if let Some(message) = payload.downcast_ref::<String>() {
-        message.clone()
-    } else {
-        "panic without a message".to_owned()
     }
 }
 
@@ -215,7 +204,6 @@ mod tests {
     use std::io::Cursor;
 
     use super::*;
-    use crate::test_support::conformance_cases;
 
     /// A 16-bit mono PCM WAV holding `samples`.
     pub(super) fn wav(sample_rate: u32, samples: &[i16]) -> Vec<u8> {
@@ -252,36 +240,6 @@ mod tests {
                 (v * 8000.0) as i16
             })
             .collect()
-    }
-
-    /// Every `gen_audio_code_v0` conformance vector gives the published code
-    /// through our Audio-Code path.
-    #[test]
-    fn audio_code_conformance() {
-        let cases = conformance_cases("gen_audio_code_v0");
-        assert_eq!(cases.len(), 5);
-        for (name, inputs, outputs) in cases {
-            let cv: Vec<u32> = inputs[0]
-                .as_array()
-                .expect("vector")
-                .iter()
-                .map(|v| {
-                    let signed = i32::try_from(v.as_i64().expect("integer")).expect("i32");
-                    signed.cast_unsigned()
-                })
-                .collect();
-            let bits = u32::try_from(inputs[1].as_u64().expect("bits")).expect("u32");
-            let code = if bits == AUDIO_CODE_BITS {
-                audio_code(&AudioPrint {
-                    duration_seconds: 0.0,
-                    chromaprint: cv,
-                })
-            } else {
-                audio_code_with_bits(&cv, bits)
-            }
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
-            assert_eq!(code, outputs["iscc"].as_str().expect("iscc"), "{name}");
-        }
     }
 
     /// `ITEM_SECONDS` is the item step of the configuration we fingerprint with.

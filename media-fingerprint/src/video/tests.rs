@@ -6,7 +6,7 @@ use std::io::Cursor;
 use std::sync::{Mutex, OnceLock};
 
 use super::*;
-use crate::test_support::{conformance_cases, shared_path};
+use crate::test_support::shared_path;
 
 /// The print of a shared clip, computed once per test run (decoding is the
 /// slow part of these tests).
@@ -83,20 +83,6 @@ pub(super) fn faststart(bytes: &[u8]) -> Vec<u8> {
         }
     }
     out
-}
-
-/// All `gen_video_code_v0` conformance vectors pass through the function
-/// `video_code` uses.
-#[test]
-fn conformance_vectors_pass() {
-    let cases = conformance_cases("gen_video_code_v0");
-    assert_eq!(cases.len(), 3);
-    for (name, inputs, outputs) in cases {
-        let frames: Vec<Vec<i32>> = serde_json::from_value(inputs[0].clone()).expect("frames");
-        let bits = u32::try_from(inputs[1].as_u64().expect("bits")).expect("small");
-        let code = video_code_from_frames(&frames, bits).expect("code");
-        assert_eq!(code, outputs["iscc"].as_str().expect("iscc"), "{name}");
-    }
 }
 
 /// A 20 s clip at 25 fps gives 100 signatures of 380 values in 0..=2 and its
