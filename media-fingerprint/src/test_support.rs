@@ -35,3 +35,26 @@ pub(crate) fn decode_stream_input(input: &Value) -> Vec<u8> {
     let hex_digits = text.strip_prefix("stream:").expect("stream: prefix");
     hex::decode(hex_digits).expect("valid hex")
 }
+
+/// A 16-bit PCM WAV file holding `samples`, interleaved over `channels`.
+pub(crate) fn wav(sample_rate: u32, channels: u16, samples: &[i16]) -> Vec<u8> {
+    let data_len = u32::try_from(samples.len() * 2).expect("small test signal");
+    let block_align = channels * 2;
+    let mut out = Vec::with_capacity(44 + data_len as usize);
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data_len).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&channels.to_le_bytes());
+    out.extend_from_slice(&sample_rate.to_le_bytes());
+    out.extend_from_slice(&(sample_rate * u32::from(block_align)).to_le_bytes());
+    out.extend_from_slice(&block_align.to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&data_len.to_le_bytes());
+    for sample in samples {
+        out.extend_from_slice(&sample.to_le_bytes());
+    }
+    out
+}

@@ -318,24 +318,10 @@ mod tests {
         }
     }
 
-    /// A minimal 16-bit PCM WAV header followed by `frames` frames of silence.
+    /// A 16-bit PCM WAV of `frames` frames of silence.
     pub(crate) fn wav(sample_rate: u32, channels: u16, frames: u32) -> Vec<u8> {
-        let data_len = frames * u32::from(channels) * 2;
-        let mut out = Vec::new();
-        out.extend_from_slice(b"RIFF");
-        out.extend_from_slice(&(36 + data_len).to_le_bytes());
-        out.extend_from_slice(b"WAVEfmt ");
-        out.extend_from_slice(&16u32.to_le_bytes());
-        out.extend_from_slice(&1u16.to_le_bytes());
-        out.extend_from_slice(&channels.to_le_bytes());
-        out.extend_from_slice(&sample_rate.to_le_bytes());
-        out.extend_from_slice(&(sample_rate * u32::from(channels) * 2).to_le_bytes());
-        out.extend_from_slice(&(channels * 2).to_le_bytes());
-        out.extend_from_slice(&16u16.to_le_bytes());
-        out.extend_from_slice(b"data");
-        out.extend_from_slice(&data_len.to_le_bytes());
-        out.resize(out.len() + data_len as usize, 0);
-        out
+        let samples = vec![0i16; frames as usize * usize::from(channels)];
+        crate::test_support::wav(sample_rate, channels, &samples)
     }
 
     /// Every frame of a WAV reaches the sink, with the header's format.

@@ -207,24 +207,7 @@ mod tests {
 
     /// A 16-bit mono PCM WAV holding `samples`.
     pub(super) fn wav(sample_rate: u32, samples: &[i16]) -> Vec<u8> {
-        let data_len = u32::try_from(samples.len() * 2).expect("small test signal");
-        let mut out = Vec::new();
-        out.extend_from_slice(b"RIFF");
-        out.extend_from_slice(&(36 + data_len).to_le_bytes());
-        out.extend_from_slice(b"WAVEfmt ");
-        out.extend_from_slice(&16u32.to_le_bytes());
-        out.extend_from_slice(&1u16.to_le_bytes());
-        out.extend_from_slice(&1u16.to_le_bytes());
-        out.extend_from_slice(&sample_rate.to_le_bytes());
-        out.extend_from_slice(&(sample_rate * 2).to_le_bytes());
-        out.extend_from_slice(&2u16.to_le_bytes());
-        out.extend_from_slice(&16u16.to_le_bytes());
-        out.extend_from_slice(b"data");
-        out.extend_from_slice(&data_len.to_le_bytes());
-        for sample in samples {
-            out.extend_from_slice(&sample.to_le_bytes());
-        }
-        out
+        crate::test_support::wav(sample_rate, 1, samples)
     }
 
     /// A chord whose notes change every half second, `seconds` long.
