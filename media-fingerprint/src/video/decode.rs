@@ -12,8 +12,8 @@
 //! the sample tables: a picture leaving the decoder is the earliest, in
 //! presentation time, of those fed and not yet returned.
 //!
-//! Which pictures are needed is known before decoding: for each sampling
-//! instant, the picture whose presentation time is nearest. A disposable
+//! Which pictures are needed is known before decoding: those ffmpeg's `fps`
+//! filter would keep at 5 fps (see `plan_samples`). A disposable
 //! picture (one no other picture is predicted from) that is not needed is not
 //! decoded at all, which saves about half the decoding of typical x264 output.
 
@@ -56,7 +56,7 @@ pub(crate) struct Options {
 }
 
 /// Decodes the first H.264 track of the MP4/MOV in `reader` and returns the
-/// signatures of the frames nearest to each sampling instant.
+/// signatures of the frames sampled as ffmpeg's `fps` filter samples.
 pub(crate) fn sample_frames<R: Read + Seek>(
     mut reader: R,
     limits: &Limits,
@@ -227,8 +227,8 @@ impl Plan {
     }
 }
 
-/// Reads the sample tables once and picks, for each instant `k / fps` from
-/// the first presentation time, the picture presented nearest to it.
+/// Reads the sample tables once and picks the pictures that ffmpeg's `fps`
+/// filter would output at `fps` frames per second.
 fn plan_samples(track: &VideoTrack, limits: &Limits, fps: u32) -> Result<Plan> {
     let mut times = Vec::with_capacity(track.sample_count().min(1 << 20) as usize);
     let mut end = i64::MIN;
@@ -256,27 +256,25 @@ fn plan_samples(track: &VideoTrack, limits: &Limits, fps: u32) -> Result<Plan> {
         return Err(too_long(seconds, limits));
     }
 
-    // Instant k is at k * timescale / fps ticks after `first`; compare
-    // fps * (t - first) with k * timescale to stay in integers.
+    // Sampled as ffmpeg's `fps` filter samples (with its default rounding),
+    // which iscc-sdk puts before the signature: a picture at t seconds
+    // after the first falls into slot round(t * fps), halves rounding up;
+    // output k is the last picture whose slot is at most k (so a slot
+    // without pictures repeats the one before), and there are
+    // round(duration * fps) outputs. Slots are compared in integers:
+    // round(x / y) = (2x + y) / (2y) for x >= 0.
     let fps = i64::from(fps);
+    let slot = |ticks: i64| (2 * ticks * fps + timescale) / (2 * timescale);
+    let outputs = slot(duration_ticks);
     let mut wanted: Vec<(i64, usize)> = Vec::new();
-    let mut k: i64 = 0;
-    while k * timescale < duration_ticks * fps {
-        let target = k * timescale;
-        let at = times.partition_point(|&t| (t - first) * fps < target);
-        let mut best = times[at.min(times.len() - 1)];
-        if at > 0 {
-            let before = times[at - 1];
-            // Ties go to the earlier picture.
-            if target - (before - first) * fps <= (best - first) * fps - target {
-                best = before;
-            }
-        }
+    for k in 0..outputs {
+        // `times[0]` is `first`, in slot 0, so the index is never -1.
+        let at = times.partition_point(|&t| slot(t - first) <= k) - 1;
+        let picture = times[at];
         match wanted.last_mut() {
-            Some((t, count)) if *t == best => *count += 1,
-            _ => wanted.push((best, 1)),
+            Some((t, count)) if *t == picture => *count += 1,
+            _ => wanted.push((picture, 1)),
         }
-        k += 1;
     }
     Ok(Plan {
         wanted,

@@ -2,17 +2,18 @@
 //! Video-Code.
 //!
 //! [`video_print`] reads the first H.264 track of an MP4/MOV file (demuxed
-//! with the `mp4` crate, decoded with Cisco's openh264), takes the frame
-//! nearest to every fifth of a second of presentation time, and computes a
+//! with the `mp4` crate, decoded with Cisco's openh264), samples it at 5 fps
+//! as ffmpeg's `fps` filter does (the last frame that rounds to each fifth of
+//! a second of presentation time), and computes a
 //! 380-element ternary frame signature of each ([`signature`]). The ISCC
 //! Video-Code ([`video_code`]) is iscc-lib's `gen_video_code_v0` over those
 //! signatures, fed exactly as iscc-sdk feeds ffmpeg's: every frame at 5 fps,
 //! no scene detection, values 0/1/2 (iscc-lib drops duplicate frames itself).
 //! [`compare_video`] finds where one video sits in another.
 //!
-//! The signature's element layout is our own (see [`signature`]): the
-//! standard's table of region pairs is not published outside the ISO text,
-//! so our Video-Codes are not those ffmpeg's signatures would give.
+//! The signatures are those of ffmpeg's `signature` filter, element for
+//! element, on the same decoded frames (see [`signature`] for how its layout
+//! was measured), so our Video-Codes are those iscc-sdk computes with ffmpeg.
 //!
 //! # Layout
 //!
