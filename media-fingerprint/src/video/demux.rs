@@ -385,10 +385,17 @@ fn handler_type(trak: &[u8]) -> Result<Option<[u8; 4]>> {
 /// Containers whose children are checked before the `mp4` crate reads them.
 const CONTAINERS: [&[u8; 4]; 6] = [b"trak", b"mdia", b"minf", b"stbl", b"dinf", b"edts"];
 
-/// Checks that every box in the tree under `bytes` fits inside its parent.
+/// Checks that every box in the tree under `bytes` fits inside its parent
+/// and states its size. A size field of 0 ("to the end of the file") is
+/// meaningful only at the top level, and the `mp4` crate takes it inside a
+/// container as a box of no bytes, seeking back onto the same header
+/// forever.
 fn check_tree(bytes: &[u8]) -> Result<()> {
     for child in child_boxes(bytes, header_len(bytes))? {
         let child = child?;
+        if child.bytes.starts_with(&[0; 4]) {
+            return Err(corrupt("a box inside the movie header has no size"));
+        }
         if CONTAINERS.contains(&&child.kind) {
             check_tree(child.bytes)?;
         }
@@ -400,7 +407,6 @@ fn check_tree(bytes: &[u8]) -> Result<()> {
 /// to that track and the movie header, after dropping the track's metadata
 /// boxes (`udta`, `meta`), which the video does not need.
 fn parse_video_trak(moov: &[u8], trak: &[u8]) -> Result<MoovBox> {
-    check_tree(trak)?;
     let mut kept = Vec::with_capacity(trak.len() + 256);
     kept.extend_from_slice(&[0; 4]); // moov size, written below
     kept.extend_from_slice(b"moov");
@@ -427,6 +433,9 @@ fn parse_video_trak(moov: &[u8], trak: &[u8]) -> Result<MoovBox> {
     let moov_size = u32::try_from(kept.len()).map_err(|_| corrupt("moov too large"))?;
     kept[..4].copy_from_slice(&moov_size.to_be_bytes());
 
+    // The movie header box was copied in as it came; check it and the
+    // track together, as the `mp4` crate will read them.
+    check_tree(&kept)?;
     let parsed = catch_unwind(AssertUnwindSafe(|| {
         let mut cursor = Cursor::new(&kept[..]);
         let header = mp4::BoxHeader::read(&mut cursor)?;
@@ -636,5 +645,35 @@ mod tests {
         trak.extend_from_slice(&[0; 8]);
         assert!(check_tree(&trak).is_err());
         assert!(parse_video_trak(&[], &trak).is_err());
+    }
+
+    /// A box with a size field of 0 inside the track (a fuzzer found one
+    /// as the last box of `stbl`, which sent the `mp4` crate into an endless
+    /// loop) is refused before the crate sees it, wherever it sits.
+    #[test]
+    fn refuses_a_sizeless_box_inside_the_track() {
+        let boxed = |kind: &[u8; 4], body: &[u8]| {
+            let mut b = u32::try_from(body.len() + 8)
+                .expect("small")
+                .to_be_bytes()
+                .to_vec();
+            b.extend_from_slice(kind);
+            b.extend_from_slice(body);
+            b
+        };
+        let sizeless = [&[0u8; 4][..], b"free", &[0; 8]].concat();
+        let stbl = boxed(
+            b"stbl",
+            &[boxed(b"stts", &[0; 8]), sizeless.clone()].concat(),
+        );
+        let trak = boxed(b"trak", &boxed(b"mdia", &boxed(b"minf", &stbl)));
+        assert!(check_tree(&trak).is_err());
+        assert!(parse_video_trak(&[], &trak).is_err());
+        // Also a movie header without a size, copied in beside the track.
+        let mvhd = [&[0u8; 4][..], b"mvhd", &[0; 100]].concat();
+        let moov = boxed(b"moov", &mvhd);
+        let fine = boxed(b"trak", &boxed(b"tkhd", &[0; 8]));
+        assert!(check_tree(&fine).is_ok());
+        assert!(parse_video_trak(&moov, &fine).is_err());
     }
 }
