@@ -251,7 +251,9 @@ fn find_moov<R: Read + Seek>(reader: &mut R, base: u64, file_len: u64) -> Result
     let mut pos = 0u64;
     let mut moov = None;
     let mut fragmented = false;
-    while pos + HEADER_LEN <= file_len {
+    // `pos` saturates on a box claiming a size near 2^64; compare without
+    // adding to it.
+    while file_len.saturating_sub(pos) >= HEADER_LEN {
         reader
             .seek(SeekFrom::Start(base + pos))
             .map_err(FingerprintError::Io)?;
@@ -645,6 +647,19 @@ mod tests {
         trak.extend_from_slice(&[0; 8]);
         assert!(check_tree(&trak).is_err());
         assert!(parse_video_trak(&[], &trak).is_err());
+    }
+
+    /// A top-level box claiming a 64-bit size near 2^64 ends the walk with
+    /// "no moov", not an arithmetic overflow (found by fuzzing).
+    #[test]
+    fn huge_top_level_box_is_not_an_overflow() {
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(&1u32.to_be_bytes());
+        bytes.extend_from_slice(b"free");
+        bytes.extend_from_slice(&(u64::MAX - 4).to_be_bytes());
+        bytes.extend_from_slice(&[0; 64]);
+        let mut cursor = Cursor::new(bytes);
+        assert!(open_video_track(&mut cursor).is_err());
     }
 
     /// A box with a size field of 0 inside the track (a fuzzer found one
