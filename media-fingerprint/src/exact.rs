@@ -1,36 +1,33 @@
 //! Exact hashes of the uploaded bytes: SHA-256 and the ISCC Instance- and Data-Code.
 
-use iscc_lib::{DataHasher, InstanceHasher};
+use iscc_lib::InstanceHasher;
 use ring::digest;
 use serde::{Deserialize, Serialize};
 
+use crate::cdc::DataCodeHasher;
 use crate::error::{FingerprintError, Result};
 
 /// Bit length of the ISCC codes the registry stores (the ISCC default).
 const ISCC_BITS: u32 = 64;
 
-/// How many bytes are gathered before they are passed to the Data-Code hasher.
-///
-/// iscc-lib's `DataHasher` re-runs content-defined chunking over its retained
-/// tail on every `update`, so feeding it tiny chunks is quadratic in the chunk
-/// size; and it copies each `update` into its own buffer, so feeding it one huge
-/// slice would hold that slice twice. Batches of this size avoid both.
-const DATA_BATCH: usize = 64 * 1024;
+/// How many bytes of an update go through all three hashes before the next
+/// piece: each hash reads the piece while it is still in the core's cache.
+/// One Data-Code batch, so that the Data-Code hasher chunks whole pieces in
+/// place rather than gathering them.
+const PIECE: usize = crate::cdc::BATCH;
 
 /// Incremental exact hashing: the service feeds upload chunks while streaming
 /// them to a temp file.
 ///
-/// Computes SHA-256, the ISCC Instance-Code and the ISCC Data-Code in one pass.
-/// Memory use is bounded (about 64 KiB plus one content-defined chunk) whatever
-/// the file size and chunking, and the result does not depend on how the bytes
-/// were split into chunks.
+/// Computes SHA-256, the ISCC Instance-Code and the ISCC Data-Code in one pass,
+/// without copying the bytes. Memory use is a few tens of KiB plus 4 bytes per
+/// Data-Code chunk (about 4 bytes per KiB of stream), and the result does not
+/// depend on how the bytes were split into chunks.
 pub struct StreamHasher {
     size: u64,
     sha256: digest::Context,
     instance: InstanceHasher,
-    data: DataHasher,
-    /// Bytes not yet given to `data`; always shorter than `DATA_BATCH`.
-    pending: Vec<u8>,
+    data: DataCodeHasher,
 }
 
 /// The exact identity of a byte stream.
@@ -61,34 +58,17 @@ impl StreamHasher {
             size: 0,
             sha256: digest::Context::new(&digest::SHA256),
             instance: InstanceHasher::new(),
-            data: DataHasher::new(),
-            pending: Vec::with_capacity(DATA_BATCH),
+            data: DataCodeHasher::new(),
         }
     }
 
     /// Appends `chunk` to the stream. Chunks of any size, including empty, are fine.
     pub fn update(&mut self, chunk: &[u8]) {
         self.size += chunk.len() as u64;
-        self.sha256.update(chunk);
-        self.instance.update(chunk);
-
-        let mut rest = chunk;
-        if !self.pending.is_empty() {
-            let take = rest.len().min(DATA_BATCH - self.pending.len());
-            self.pending.extend_from_slice(&rest[..take]);
-            rest = &rest[take..];
-            if self.pending.len() < DATA_BATCH {
-                return;
-            }
-            self.data.update(&self.pending);
-            self.pending.clear();
-        }
-        for piece in rest.chunks(DATA_BATCH) {
-            if piece.len() == DATA_BATCH {
-                self.data.update(piece);
-            } else {
-                self.pending.extend_from_slice(piece);
-            }
+        for piece in chunk.chunks(PIECE) {
+            self.sha256.update(piece);
+            self.instance.update(piece);
+            self.data.update(piece);
         }
     }
 
@@ -99,15 +79,8 @@ impl StreamHasher {
 
     /// Like [`finish`](Self::finish) with ISCC codes of `bits` bits (64, 128, 192 or 256),
     /// for the conformance vectors that use other lengths.
-    pub(crate) fn finish_with_bits(mut self, bits: u32) -> Result<ExactHashes> {
-        if !self.pending.is_empty() {
-            self.data.update(&self.pending);
-        }
-        let data_code = self
-            .data
-            .finalize(bits)
-            .map_err(FingerprintError::Iscc)?
-            .iscc;
+    pub(crate) fn finish_with_bits(self, bits: u32) -> Result<ExactHashes> {
+        let data_code = self.data.finish(bits)?;
         let instance_code = self
             .instance
             .finalize(bits)
@@ -267,16 +240,7 @@ mod tests {
     fn irregular_chunks_match_one_shot() {
         let bytes = std::fs::read(shared_path("media/images/chelsea.png")).expect("read");
         let expected = one_shot(&bytes, ISCC_BITS);
-        let sizes = [
-            0,
-            1,
-            DATA_BATCH - 1,
-            2,
-            DATA_BATCH,
-            3 * DATA_BATCH + 5,
-            10,
-            0,
-        ];
+        let sizes = [0, 1, PIECE - 1, 2, PIECE, 3 * PIECE + 5, 10, 0];
         let mut hasher = StreamHasher::new();
         let mut rest = &bytes[..];
         for &size in sizes.iter().cycle() {

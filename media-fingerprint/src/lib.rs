@@ -41,6 +41,7 @@
 //!   unit sequences; with the conformance test over the published vectors.
 
 pub mod audio;
+pub mod cdc;
 mod content;
 mod error;
 mod exact;
