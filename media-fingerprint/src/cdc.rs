@@ -77,6 +77,12 @@ pub(crate) const BATCH: usize = LANES * SEG;
 /// A last batch shorter than this is chunked byte by byte: the lanes would not
 /// pay for their overlap.
 const LANES_FROM: usize = 16 * 1024;
+/// After a batch where a lane never fell in step, this many batches at most
+/// are chunked byte by byte before the lanes are tried again (1, 2, 4, ...
+/// after each further miss). Data that keeps the lanes out of step (long runs
+/// of one byte) then costs what iscc-lib's chunker costs, not that plus the
+/// lanes' wasted work.
+const MAX_BACKOFF: u32 = 64;
 
 /// The gear table of iscc-core (`cdc_gear`), as in iscc-lib. Every entry is
 /// below 2^31, so `(p >> 1) + GEAR[b]` never overflows a `u32`.
@@ -193,6 +199,10 @@ pub(crate) struct Chunker {
     pattern: u32,
     /// Per lane, the cuts it found in the last batch, in order.
     lane_cuts: [Vec<usize>; LANES],
+    /// Batches still to chunk byte by byte after lanes fell out of step.
+    serial_batches: u32,
+    /// The run of byte-by-byte batches to start after the next miss.
+    backoff: u32,
     /// End offsets, within the batch of the last `cuts` call, of the chunks
     /// that ended in it.
     cuts: Vec<usize>,
@@ -209,6 +219,8 @@ impl Chunker {
             chunk_len: 0,
             pattern: 0,
             lane_cuts: std::array::from_fn(|_| Vec::new()),
+            serial_batches: 0,
+            backoff: 1,
             cuts: Vec::new(),
             #[cfg(test)]
             serial_bytes: 0,
@@ -231,12 +243,20 @@ impl Chunker {
             truth.pattern = self.pattern;
         }
         self.cuts.clear();
-        if n < LANES_FROM {
+        if n < LANES_FROM || self.serial_batches > 0 {
+            self.serial_batches = self.serial_batches.saturating_sub(1);
             while let Some(cut) = truth.next_cut(batch) {
                 self.cuts.push(cut);
             }
         } else {
-            truth = self.chunk_in_lanes(batch, truth);
+            let in_step;
+            (truth, in_step) = self.chunk_in_lanes(batch, truth);
+            if in_step {
+                self.backoff = 1;
+            } else {
+                self.serial_batches = self.backoff;
+                self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+            }
         }
         self.chunk_len = (n as isize - truth.start) as usize;
         self.pattern = truth.pattern;
@@ -245,8 +265,9 @@ impl Chunker {
 
     /// Chunks `batch` in lanes and splices their cuts into `cuts`, starting
     /// from `truth` (the stream's open chunk at the batch start). Returns the
-    /// true chunking's state at the end of the batch.
-    fn chunk_in_lanes(&mut self, batch: &[u8], truth: Lane) -> Lane {
+    /// true chunking's state at the end of the batch, and whether every lane
+    /// fell in step with it.
+    fn chunk_in_lanes(&mut self, batch: &[u8], truth: Lane) -> (Lane, bool) {
         let n = batch.len();
         let seg = n / LANES;
         let overlap = OVERLAP.min(seg / 2);
@@ -291,6 +312,7 @@ impl Chunker {
         // Follow the true chunking through the lanes.
         self.cuts.extend_from_slice(&self.lane_cuts[0]);
         let mut truth = finished[0];
+        let mut in_step = true;
         for (lane, lane_cuts) in finished.iter().zip(&self.lane_cuts).skip(1) {
             let assumed_start = (lane.id * seg - overlap) as isize;
             let shared = |start: isize| {
@@ -318,9 +340,11 @@ impl Chunker {
             if let Some(from) = from {
                 self.cuts.extend_from_slice(&lane_cuts[from..]);
                 truth = *lane;
+            } else {
+                in_step = false;
             }
         }
-        truth
+        (truth, in_step)
     }
 }
 
@@ -778,12 +802,20 @@ mod tests {
 
     /// On all-zero data the lanes never fall in step (every chunk is
     /// `MAX_SIZE`, counted from a different start), so the byte-by-byte
-    /// fallback that `zeros_match_iscc_lib` checks is really exercised.
+    /// fallback that `zeros_match_iscc_lib` checks is really exercised; the
+    /// next batch is then chunked byte by byte, and the one after by lanes
+    /// again, which miss again and back off for two batches.
     #[test]
     fn zeros_take_the_fallback() {
+        let zeros = vec![0u8; BATCH];
         let mut chunker = Chunker::new();
-        chunker.cuts(&vec![0u8; BATCH]);
+        chunker.cuts(&zeros);
         assert!(chunker.serial_bytes > BATCH / 2, "{}", chunker.serial_bytes);
+        assert_eq!((chunker.serial_batches, chunker.backoff), (1, 2));
+        chunker.cuts(&zeros);
+        assert_eq!((chunker.serial_batches, chunker.backoff), (0, 2));
+        chunker.cuts(&zeros);
+        assert_eq!((chunker.serial_batches, chunker.backoff), (2, 4));
     }
 
     /// A bit length iscc-lib does not support is an error, not a panic.
