@@ -35,10 +35,11 @@
 //!    they are. Otherwise the true chunking runs on alone, byte by byte, until
 //!    it cuts where the next lane cut.
 //!
-//! On random data nearly every lane agrees with the true chunking within the
+//! On random data every lane agrees with the true chunking within the
 //! overlap. On data where they never agree (a run of one byte, cut only at
 //! `MAX_SIZE`, keeps any other start out of step) the true chunking runs byte
-//! by byte, at iscc-lib's speed.
+//! by byte, and the following batches skip the lanes (see `MAX_BACKOFF`), so
+//! such data is chunked at about iscc-lib's speed.
 
 use iscc_lib::codec::{MainType, SubType, Version, encode_component};
 use xxhash_rust::xxh32::{Xxh32, xxh32};
