@@ -19,8 +19,9 @@ const PIECE: usize = crate::cdc::BATCH;
 /// Incremental exact hashing: the service feeds upload chunks while streaming
 /// them to a temp file.
 ///
-/// Computes SHA-256, the ISCC Instance-Code and the ISCC Data-Code in one pass,
-/// without copying the bytes. Memory use is a few tens of KiB plus 4 bytes per
+/// Computes SHA-256, the ISCC Instance-Code and the ISCC Data-Code in one pass.
+/// Memory use is at most 256 KiB (bytes waiting for a full Data-Code batch,
+/// copied only when chunks do not come in whole batches) plus 4 bytes per
 /// Data-Code chunk (about 4 bytes per KiB of stream), and the result does not
 /// depend on how the bytes were split into chunks.
 pub struct StreamHasher {
