@@ -24,6 +24,8 @@
 //! - `error`: [`FingerprintError`] and [`Result`].
 //! - `limits`: [`Limits`], the bounds on decoding cost.
 //! - `exact`: [`StreamHasher`] and [`ExactHashes`].
+//! - [`cdc`]: the Data-Code's content-defined chunking in interleaved lanes,
+//!   equal to iscc-lib's and faster, and [`cdc::DataCodeHasher`].
 //! - `sniff`: [`sniff`], [`Sniffed`] and [`MediaKind`].
 //! - `content`: [`content_fingerprint`], which picks the fingerprint for each
 //!   media kind; future audio and video fingerprints plug in here.
