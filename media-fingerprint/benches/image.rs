@@ -39,10 +39,19 @@ fn main() {
         "coffee.png",
         "coffee.webp",
     ];
+    // `cargo bench -p media-fingerprint --bench image -- leaf` times only the
+    // files whose names contain "leaf" (cargo itself passes `--bench`).
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|arg| !arg.starts_with("--"))
+        .collect();
     let (mut total_decode, mut total_print) = (Duration::ZERO, Duration::ZERO);
     println!("| file | decode | fingerprint | ratio |");
     println!("| --- | ---: | ---: | ---: |");
     for file in files {
+        if !filters.is_empty() && !filters.iter().any(|f| file.contains(f.as_str())) {
+            continue;
+        }
         let bytes = match std::fs::read(dir.join(file)) {
             Ok(bytes) => bytes,
             Err(e) => {
