@@ -1179,3 +1179,216 @@ mod crop_tests {
         assert_eq!(center_crop(&image, 0.0).pixels.len(), 1);
     }
 }
+
+#[cfg(test)]
+mod fused_tests {
+    use ::image::{GrayAlphaImage, GrayImage, LumaA, Rgb, RgbImage, Rgba, RgbaImage};
+
+    use super::*;
+
+    /// A reproducible xorshift byte stream.
+    fn noise(seed: u64) -> impl FnMut() -> u8 {
+        let mut state = seed | 1;
+        move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 56) as u8
+        }
+    }
+
+    /// Pillow's bicubic resize written the plain way: i64 sums, one
+    /// weight vector per output, every index checked.
+    fn reference_resize(image: &Gray, out_width: usize, out_height: usize) -> Vec<u8> {
+        let convolve = |source: &[u8], start: usize, stride: usize, weights: &[i32]| {
+            let sum = weights
+                .iter()
+                .enumerate()
+                .fold(1i64 << (PRECISION_BITS - 1), |sum, (i, &w)| {
+                    sum + i64::from(source[start + i * stride]) * i64::from(w)
+                });
+            sum.clamp(0, (255 << PRECISION_BITS) + 1) as u64 >> PRECISION_BITS
+        };
+        let clip = |v: u64| v.min(255) as u8;
+        let horizontal = if image.width == out_width {
+            image.clone()
+        } else {
+            let weights = precompute_weights(image.width, out_width);
+            let mut pixels = Vec::new();
+            for row in image.pixels.chunks_exact(image.width) {
+                for (out, &start) in weights.starts.iter().enumerate() {
+                    pixels.push(clip(convolve(row, start, 1, weights.of(out))));
+                }
+            }
+            Gray {
+                width: out_width,
+                height: image.height,
+                pixels,
+            }
+        };
+        if horizontal.height == out_height {
+            return horizontal.pixels;
+        }
+        let weights = precompute_weights(horizontal.height, out_height);
+        let mut pixels = Vec::new();
+        for (out, &start) in weights.starts.iter().enumerate() {
+            for x in 0..horizontal.width {
+                pixels.push(clip(convolve(
+                    &horizontal.pixels,
+                    start * horizontal.width + x,
+                    horizontal.width,
+                    weights.of(out),
+                )));
+            }
+        }
+        pixels
+    }
+
+    /// The normalisation step by step, each step over the whole image:
+    /// what [`normalize_with_crops`] computes in one pass.
+    fn reference_views(image: DynamicImage, fractions: &[f64]) -> Vec<Vec<u8>> {
+        let opaque = Opaque::new(fill_transparency(image));
+        let gray = luma_601(&opaque, trim_border(&opaque));
+        let mut views = vec![reference_resize(&gray, CODE_SIDE, CODE_SIDE)];
+        let small = box_reduce(&gray, CROP_BASE_SIDE);
+        for &fraction in fractions {
+            views.push(reference_resize(
+                &center_crop(&small, fraction),
+                CODE_SIDE,
+                CODE_SIDE,
+            ));
+        }
+        views
+    }
+
+    /// Sizes around the edge cases of the fast paths: 1, below and above
+    /// 32 (the code side, also the luma block), odd, just past the crop
+    /// base, and wide or tall enough for long windows and many box blocks.
+    const SIZES: [(u32, u32); 14] = [
+        (1, 1),
+        (1, 40),
+        (7, 3),
+        (31, 33),
+        (32, 32),
+        (32, 45),
+        (45, 32),
+        (33, 97),
+        (97, 61),
+        (257, 13),
+        (300, 511),
+        (613, 259),
+        (2049, 35),
+        (37, 1541),
+    ];
+
+    /// The fused pass gives exactly the step-by-step results, crops
+    /// included, for gray, gray+alpha, RGB and RGBA images of odd sizes
+    /// filled with noise, with and without a border to trim.
+    #[test]
+    fn fused_normalisation_matches_the_step_by_step_one() {
+        let fractions = [0.95, 0.9];
+        for (index, &(width, height)) in SIZES.iter().enumerate() {
+            let mut next = noise(index as u64 + 1);
+            let framed = |x: u32, y: u32| x < width / 8 || y < height / 8;
+            let rgb = RgbImage::from_fn(width, height, |x, y| {
+                if framed(x, y) {
+                    Rgb([250, 251, 249])
+                } else {
+                    Rgb([next(), next(), next()])
+                }
+            });
+            let rgba = RgbaImage::from_fn(width, height, |x, y| {
+                let Rgb([r, g, b]) = *rgb.get_pixel(x, y);
+                Rgba([r, g, b, if framed(x, y) { 0 } else { next() }])
+            });
+            let gray = GrayImage::from_fn(width, height, |x, y| {
+                ::image::Luma([if framed(x, y) { 3 } else { next() }])
+            });
+            let gray_alpha = GrayAlphaImage::from_fn(width, height, |x, y| {
+                LumaA([gray.get_pixel(x, y)[0], next()])
+            });
+            for image in [
+                DynamicImage::ImageRgb8(rgb.clone()),
+                DynamicImage::ImageRgba8(rgba),
+                DynamicImage::ImageLuma8(gray.clone()),
+                DynamicImage::ImageLumaA8(gray_alpha),
+            ] {
+                let kind = format!("{:?} {width}x{height}", image.color());
+                assert_eq!(
+                    normalize_with_crops(image.clone(), Orientation::NoTransforms, &fractions),
+                    reference_views(image, &fractions),
+                    "{kind}"
+                );
+            }
+        }
+    }
+
+    /// The resize alone gives the plain computation's pixels for noise,
+    /// hard edges and flat areas, at sizes from 1 to 5000 wide: the long
+    /// windows of wide images exercise the split weights' wrapping sums.
+    #[test]
+    fn resize_matches_the_plain_computation() {
+        let mut sizes: Vec<(usize, usize)> = SIZES
+            .iter()
+            .map(|&(w, h)| (w as usize, h as usize))
+            .collect();
+        sizes.extend([(5000, 3), (3, 5000), (64, 64), (16, 2), (100, 100)]);
+        for (index, (width, height)) in sizes.into_iter().enumerate() {
+            let mut next = noise(100 + index as u64);
+            let pixels = (0..width * height)
+                .map(|i| match i % 7 {
+                    0 | 1 => 255,
+                    2 => 0,
+                    _ => next(),
+                })
+                .collect();
+            let image = Gray {
+                width,
+                height,
+                pixels,
+            };
+            for (out_width, out_height) in [(32, 32), (32, 1), (1, 32), (7, 40)] {
+                assert_eq!(
+                    resize_bicubic(&image, out_width, out_height),
+                    reference_resize(&image, out_width, out_height),
+                    "{width}x{height} to {out_width}x{out_height}"
+                );
+            }
+        }
+    }
+
+    /// The vectorised luma of whole 32-pixel blocks and of the rest of a
+    /// row equals the per-pixel formula for every row length up to 100.
+    #[test]
+    fn luma_rows_match_the_per_pixel_formula() {
+        let mut next = noise(7);
+        for width in 0..100 {
+            let samples: Vec<u8> = (0..3 * width).map(|_| next()).collect();
+            let mut out = vec![-1i16; width];
+            luma_601_row(&samples, 3, &mut out);
+            let expected: Vec<i16> = samples
+                .chunks_exact(3)
+                .map(|p| i16::from(luma_of(p)))
+                .collect();
+            assert_eq!(out, expected, "width {width}");
+        }
+        let extremes = [
+            [255u8, 255, 255],
+            [0, 0, 0],
+            [255, 0, 0],
+            [0, 255, 0],
+            [0, 0, 255],
+        ];
+        let samples: Vec<u8> = extremes
+            .iter()
+            .cycle()
+            .take(64)
+            .flatten()
+            .copied()
+            .collect();
+        let mut out = vec![0i16; 64];
+        luma_601_row(&samples, 3, &mut out);
+        assert_eq!(&out[..5], &[255, 0, 76, 150, 29]);
+        assert_eq!(&out[32..37], &[76, 150, 29, 255, 0]);
+    }
+}
