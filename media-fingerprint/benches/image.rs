@@ -16,18 +16,21 @@ use std::time::{Duration, Instant};
 
 use media_fingerprint::{Limits, content_fingerprint, sniff};
 
-const RUNS: usize = 9;
+const RUNS: usize = 15;
 
-fn median(mut run: impl FnMut()) -> Duration {
-    let mut times: Vec<Duration> = (0..RUNS)
-        .map(|_| {
-            let t = Instant::now();
-            run();
-            t.elapsed()
-        })
-        .collect();
-    times.sort();
-    times[RUNS / 2]
+/// Median times of `a` and `b` over [`RUNS`] runs each, taken in turns so
+/// that a busy moment of the machine falls on both alike.
+fn medians(mut a: impl FnMut(), mut b: impl FnMut()) -> (Duration, Duration) {
+    let time = |run: &mut dyn FnMut()| {
+        let t = Instant::now();
+        run();
+        t.elapsed()
+    };
+    let (mut times_a, mut times_b): (Vec<Duration>, Vec<Duration>) =
+        (0..RUNS).map(|_| (time(&mut a), time(&mut b))).unzip();
+    times_a.sort();
+    times_b.sort();
+    (times_a[RUNS / 2], times_b[RUNS / 2])
 }
 
 fn main() {
@@ -60,18 +63,20 @@ fn main() {
                 continue;
             }
         };
-        let decode = median(|| {
-            let image = image::load_from_memory(&bytes).map(|i| i.width());
-            std::hint::black_box(image.is_ok());
-        });
         let sniffed = sniff(&bytes, None);
-        let print = median(|| {
-            // A shared buffer, so that the run times the fingerprint and
-            // not a copy of the file (decoding above reads it in place too).
-            let reader = Cursor::new(Arc::clone(&bytes));
-            let p = content_fingerprint(reader, &sniffed, &Limits::default());
-            std::hint::black_box(p.image_code.is_some());
-        });
+        let (decode, print) = medians(
+            || {
+                let image = image::load_from_memory(&bytes).map(|i| i.width());
+                std::hint::black_box(image.is_ok());
+            },
+            || {
+                // A shared buffer, so that the run times the fingerprint and
+                // not a copy of the file (decoding reads it in place too).
+                let reader = Cursor::new(Arc::clone(&bytes));
+                let p = content_fingerprint(reader, &sniffed, &Limits::default());
+                std::hint::black_box(p.image_code.is_some());
+            },
+        );
         total_decode += decode;
         total_print += print;
         println!(

@@ -34,6 +34,8 @@
 //! - `jpeg`: refusing truncated JPEGs, which the decoder would accept.
 //! - `normalize`: the iscc-sdk image normalisation (orientation, transparency,
 //!   border trim, luma, bicubic resize), matching Pillow's arithmetic.
+//! - `kernels`: its two inner loops (luma, the resize's dot product), in a
+//!   portable and an AVX2 form chosen at run time.
 //! - [`audio`]: audio decoding (symphonia), the Chromaprint fingerprint, the
 //!   ISCC Audio-Code and excerpt matching.
 //! - [`video`]: MP4/MOV demuxing, H.264 decoding, MPEG-7 frame signatures,
@@ -50,6 +52,7 @@ mod exact;
 mod image_code;
 pub mod iscc;
 mod jpeg;
+mod kernels;
 mod limits;
 mod normalize;
 mod similarity;

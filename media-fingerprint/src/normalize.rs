@@ -40,6 +40,8 @@
 use ::image::metadata::Orientation;
 use ::image::{ColorType, DynamicImage, GrayImage, RgbImage};
 
+use crate::kernels::{DOT_BLOCK, Kernels};
+
 /// Side of the square the Image-Code hashes.
 pub(crate) const CODE_SIDE: usize = 32;
 
@@ -104,15 +106,53 @@ pub(crate) fn reduce_content(
     let (width, height) = (area.right - area.left, area.bottom - area.top);
     let mut resize = Resize::new(width, height, CODE_SIDE, CODE_SIDE);
     let mut reduce = crop_base.map(|side| BoxReduce::new(width, height, side));
-    for y in area.top..area.bottom {
-        let luma = resize.next_row();
-        luma_601_row(image.row(y, area.left, area.right), image.channels, luma);
-        if let Some(reduce) = &mut reduce {
-            reduce.push_row(luma);
-        }
-        resize.push_row();
-    }
+    let kernels = Kernels::detect();
+    kernels.run(ReduceRows {
+        kernels,
+        image,
+        area,
+        resize: &mut resize,
+        reduce: reduce.as_mut(),
+    });
     (resize.finish(), reduce.map(BoxReduce::finish))
+}
+
+/// The row loop of [`reduce_content`], run by [`Kernels::run`] so that the
+/// loops inlined into it are compiled for the kernels' instruction set too.
+struct ReduceRows<'a> {
+    kernels: Kernels,
+    image: &'a Opaque,
+    area: Rect,
+    resize: &'a mut Resize,
+    reduce: Option<&'a mut BoxReduce>,
+}
+
+impl pulp::WithSimd for ReduceRows<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        let Self {
+            kernels,
+            image,
+            area,
+            resize,
+            mut reduce,
+        } = self;
+        for y in area.top..area.bottom {
+            let luma = resize.next_row();
+            luma_601_row(
+                kernels,
+                image.row(y, area.left, area.right),
+                image.channels,
+                luma,
+            );
+            if let Some(reduce) = &mut reduce {
+                reduce.push_row(luma);
+            }
+            resize.push_row(kernels);
+        }
+    }
 }
 
 /// Averages `factor`×`factor` blocks, the factor chosen so the longer side
@@ -211,6 +251,7 @@ impl BoxReduce {
     }
 
     /// Adds the next row of luma values (each 0..=255).
+    #[inline(always)]
     fn push_row(&mut self, row: &[i16]) {
         match self {
             Self::Keep(gray) => {
@@ -591,7 +632,7 @@ pub(crate) fn luma_601(image: &Opaque, area: Rect) -> Gray {
             pixels.extend_from_slice(row);
             continue;
         }
-        pixels.extend(row.chunks_exact(3).map(luma_of));
+        pixels.extend(row.chunks_exact(3).map(crate::kernels::luma_of));
     }
     Gray {
         width,
@@ -600,82 +641,17 @@ pub(crate) fn luma_601(image: &Opaque, area: Rect) -> Gray {
     }
 }
 
-/// Pillow's 601-2 luma of one RGB pixel.
-fn luma_of(pixel: &[u8]) -> u8 {
-    let luma = u32::from(pixel[0]) * 19595
-        + u32::from(pixel[1]) * 38470
-        + u32::from(pixel[2]) * 7471
-        + 0x8000;
-    // Cannot truncate: the weights sum to 65536, so luma >> 16 <= 255.
-    (luma >> 16) as u8
-}
-
-/// Pixels per block of the vectorised luma conversion.
-const LUMA_BLOCK: usize = 32;
-
 /// The luma of one row of `channels`-sample pixels (1: gray, 3: RGB) into
 /// `out`, one value per pixel, as [`luma_601`] computes it.
-fn luma_601_row(samples: &[u8], channels: usize, out: &mut [i16]) {
+#[inline(always)]
+fn luma_601_row(kernels: Kernels, samples: &[u8], channels: usize, out: &mut [i16]) {
     if channels == 1 {
         for (value, &gray) in out.iter_mut().zip(samples) {
             *value = i16::from(gray);
         }
         return;
     }
-    let mut outs = out.chunks_exact_mut(LUMA_BLOCK);
-    let mut blocks = samples.chunks_exact(3 * LUMA_BLOCK);
-    for (out, block) in (&mut outs).zip(&mut blocks) {
-        let block: &[u8; 3 * LUMA_BLOCK] = block
-            .try_into()
-            .expect("chunks_exact yields blocks of 32 pixels");
-        luma_block(block, out);
-    }
-    for (value, pixel) in outs
-        .into_remainder()
-        .iter_mut()
-        .zip(blocks.remainder().chunks_exact(3))
-    {
-        *value = i16::from(luma_of(pixel));
-    }
-}
-
-/// The luma of 32 interleaved RGB pixels.
-///
-/// Baseline x86-64 (SSE2) has no byte shuffle, so a loop over RGB triples
-/// stays scalar. Interleaving the two halves of the block byte by byte
-/// (`punpcklbw`/`punpckhbw`) moves byte `k` to `2k mod 95`; five such
-/// shuffles move byte `3i + c` to `32c + i` (as `32 · 3 ≡ 1 mod 95`), which
-/// splits the block into its red, green and blue planes. The arithmetic on
-/// planes then vectorises, and is [`luma_of`]'s exactly.
-fn luma_block(block: &[u8; 3 * LUMA_BLOCK], out: &mut [i16]) {
-    // Written out rather than looped, so that the compiler keeps the block
-    // in registers instead of copying it between passes.
-    let (mut planes, mut shuffled) = ([0u8; 3 * LUMA_BLOCK], [0u8; 3 * LUMA_BLOCK]);
-    interleave_halves(block, &mut shuffled);
-    interleave_halves(&shuffled, &mut planes);
-    interleave_halves(&planes, &mut shuffled);
-    interleave_halves(&shuffled, &mut planes);
-    interleave_halves(&planes, &mut shuffled);
-    let planes = shuffled;
-    let (red, rest) = planes.split_at(LUMA_BLOCK);
-    let (green, blue) = rest.split_at(LUMA_BLOCK);
-    for (i, value) in out.iter_mut().enumerate().take(LUMA_BLOCK) {
-        let luma = u32::from(red[i]) * 19595
-            + u32::from(green[i]) * 38470
-            + u32::from(blue[i]) * 7471
-            + 0x8000;
-        // Cannot truncate: the weights sum to 65536, so luma >> 16 <= 255.
-        *value = (luma >> 16) as i16;
-    }
-}
-
-/// `out` = the bytes of the first and second half of `block`, alternately.
-fn interleave_halves(block: &[u8; 3 * LUMA_BLOCK], out: &mut [u8; 3 * LUMA_BLOCK]) {
-    let (first, second) = block.split_at(3 * LUMA_BLOCK / 2);
-    for (pair, (&a, &b)) in out.chunks_exact_mut(2).zip(first.iter().zip(second)) {
-        pair[0] = a;
-        pair[1] = b;
-    }
+    kernels.luma_rgb(samples, out);
 }
 
 /// Fraction bits of Pillow's fixed-point filter weights for 8-bit images.
@@ -767,10 +743,6 @@ fn clip8(sum: i32) -> u8 {
     }
 }
 
-/// Samples per block of [`dot`]; windows are padded to a multiple of half
-/// of it.
-const DOT_BLOCK: usize = 32;
-
 /// Where a 22-bit weight is split into two 16-bit halves.
 const WEIGHT_SPLIT: u32 = 11;
 
@@ -785,7 +757,7 @@ struct Horizontal {
     /// First input sample of each output's window.
     starts: Vec<usize>,
     /// Length of every window, padded with zero weights to a multiple of
-    /// `DOT_BLOCK / 2`.
+    /// `DOT_BLOCK`.
     taps: usize,
     /// High halves of the weights, `taps` per output.
     high: Vec<i16>,
@@ -802,7 +774,7 @@ impl Horizontal {
             .max()
             .copied()
             .unwrap_or(0)
-            .next_multiple_of(DOT_BLOCK / 2);
+            .next_multiple_of(DOT_BLOCK);
         let mut high = vec![0; taps * out_size];
         let mut low = vec![0; taps * out_size];
         for out in 0..out_size {
@@ -836,51 +808,21 @@ impl Horizontal {
     }
 
     /// Filters `row` (at least [`Self::span`] samples, each 0..=255) into `out`.
-    fn apply(&self, row: &[i16], out: &mut Vec<u8>) {
+    #[inline(always)]
+    fn apply(&self, kernels: Kernels, row: &[i16], out: &mut Vec<u8>) {
         let half = 1i32 << (PRECISION_BITS - 1);
         let windows = self
             .high
             .chunks_exact(self.taps)
             .zip(self.low.chunks_exact(self.taps));
         for (&start, (high, low)) in self.starts.iter().zip(windows) {
-            let (high_sum, low_sum) = dot(&row[start..start + self.taps], high, low);
+            let (high_sum, low_sum) = kernels.dot(&row[start..start + self.taps], high, low);
             let sum = (high_sum << WEIGHT_SPLIT)
                 .wrapping_add(low_sum)
                 .wrapping_add(half);
             out.push(clip8(sum));
         }
     }
-}
-
-/// `(Σ s·high, Σ s·low)` modulo 2^32, for slices of a length that is a
-/// multiple of `DOT_BLOCK / 2`.
-///
-/// Summing each block on its own is what lets the compiler use `pmaddwd`
-/// (eight 16-bit products summed in pairs) on baseline x86-64; a single
-/// running sum would keep one accumulator per lane and multiply half as fast.
-fn dot(samples: &[i16], high: &[i16], low: &[i16]) -> (i32, i32) {
-    fn block_dot(a: &[i16], b: &[i16]) -> i32 {
-        a.iter().zip(b).fold(0i32, |sum, (&x, &y)| {
-            sum.wrapping_add(i32::from(x) * i32::from(y))
-        })
-    }
-    let (mut high_sum, mut low_sum) = (0i32, 0i32);
-    let mut blocks = samples.chunks_exact(DOT_BLOCK).zip(
-        high.chunks_exact(DOT_BLOCK)
-            .zip(low.chunks_exact(DOT_BLOCK)),
-    );
-    for (s, (h, l)) in &mut blocks {
-        high_sum = high_sum.wrapping_add(block_dot(s, h));
-        low_sum = low_sum.wrapping_add(block_dot(s, l));
-    }
-    let done = samples.len() / DOT_BLOCK * DOT_BLOCK;
-    if samples.len() > done {
-        let half = done..samples.len().min(done + DOT_BLOCK / 2);
-        let s = &samples[half.clone()];
-        high_sum = high_sum.wrapping_add(block_dot(s, &high[half.clone()]));
-        low_sum = low_sum.wrapping_add(block_dot(s, &low[half]));
-    }
-    (high_sum, low_sum)
 }
 
 /// Pillow's two-pass bicubic resize of an 8-bit grayscale image, fed one
@@ -929,9 +871,10 @@ impl Resize {
     }
 
     /// Filters the row written into [`Self::next_row`].
-    fn push_row(&mut self) {
+    #[inline(always)]
+    fn push_row(&mut self, kernels: Kernels) {
         match &self.horizontal {
-            Some(horizontal) => horizontal.apply(&self.row, &mut self.rows),
+            Some(horizontal) => horizontal.apply(kernels, &self.row, &mut self.rows),
             // Cannot truncate: the samples are bytes.
             None => self
                 .rows
@@ -970,13 +913,34 @@ impl Resize {
 /// size is left alone, as Pillow leaves it.
 pub(crate) fn resize_bicubic(image: &Gray, out_width: usize, out_height: usize) -> Vec<u8> {
     let mut resize = Resize::new(image.width, image.height, out_width, out_height);
-    for row in image.pixels.chunks_exact(image.width) {
-        for (sample, &p) in resize.next_row().iter_mut().zip(row) {
-            *sample = i16::from(p);
-        }
-        resize.push_row();
-    }
+    let kernels = Kernels::detect();
+    kernels.run(ResizeRows {
+        kernels,
+        image,
+        resize: &mut resize,
+    });
     resize.finish()
+}
+
+/// The row loop of [`resize_bicubic`], run by [`Kernels::run`].
+struct ResizeRows<'a> {
+    kernels: Kernels,
+    image: &'a Gray,
+    resize: &'a mut Resize,
+}
+
+impl pulp::WithSimd for ResizeRows<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        for row in self.image.pixels.chunks_exact(self.image.width) {
+            for (sample, &p) in self.resize.next_row().iter_mut().zip(row) {
+                *sample = i16::from(p);
+            }
+            self.resize.push_row(self.kernels);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -1272,17 +1236,7 @@ mod fused_tests {
     use ::image::{GrayAlphaImage, GrayImage, LumaA, Rgb, RgbImage, Rgba, RgbaImage};
 
     use super::*;
-
-    /// A reproducible xorshift byte stream.
-    fn noise(seed: u64) -> impl FnMut() -> u8 {
-        let mut state = seed | 1;
-        move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 56) as u8
-        }
-    }
+    use crate::test_support::noise;
 
     /// Pillow's bicubic resize written the plain way: i64 sums, one
     /// weight vector per output, every index checked.
@@ -1535,40 +1489,5 @@ mod fused_tests {
                 }
             }
         }
-    }
-
-    /// The vectorised luma of whole 32-pixel blocks and of the rest of a
-    /// row equals the per-pixel formula for every row length up to 100.
-    #[test]
-    fn luma_rows_match_the_per_pixel_formula() {
-        let mut next = noise(7);
-        for width in 0..100 {
-            let samples: Vec<u8> = (0..3 * width).map(|_| next()).collect();
-            let mut out = vec![-1i16; width];
-            luma_601_row(&samples, 3, &mut out);
-            let expected: Vec<i16> = samples
-                .chunks_exact(3)
-                .map(|p| i16::from(luma_of(p)))
-                .collect();
-            assert_eq!(out, expected, "width {width}");
-        }
-        let extremes = [
-            [255u8, 255, 255],
-            [0, 0, 0],
-            [255, 0, 0],
-            [0, 255, 0],
-            [0, 0, 255],
-        ];
-        let samples: Vec<u8> = extremes
-            .iter()
-            .cycle()
-            .take(64)
-            .flatten()
-            .copied()
-            .collect();
-        let mut out = vec![0i16; 64];
-        luma_601_row(&samples, 3, &mut out);
-        assert_eq!(&out[..5], &[255, 0, 76, 150, 29]);
-        assert_eq!(&out[32..37], &[76, 150, 29, 255, 0]);
     }
 }

@@ -58,3 +58,14 @@ pub(crate) fn wav(sample_rate: u32, channels: u16, samples: &[i16]) -> Vec<u8> {
     }
     out
 }
+
+/// A reproducible xorshift byte stream.
+pub(crate) fn noise(seed: u64) -> impl FnMut() -> u8 {
+    let mut state = seed | 1;
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 56) as u8
+    }
+}
