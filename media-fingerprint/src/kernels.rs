@@ -49,6 +49,24 @@ impl Kernels {
         portable::luma_rgb(&samples[3 * done..], &mut out[done..]);
     }
 
+    /// Asks the CPU to start loading `bytes` into cache, for data the next
+    /// step reads: the decoded image, read once row by row, is mostly out of
+    /// cache, and fetching the next row while this one is computed hides the
+    /// wait. Only a hint; it changes no result.
+    #[inline(always)]
+    pub(crate) fn prefetch(self, bytes: &[u8]) {
+        match self {
+            Self::Portable => {}
+            #[cfg(target_arch = "x86_64")]
+            Self::Avx2(simd) => {
+                for line in bytes.chunks(64) {
+                    simd.sse
+                        ._mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(line.as_ptr().cast());
+                }
+            }
+        }
+    }
+
     /// `(Σ s·high, Σ s·low)` modulo 2^32, for three slices of one length, a
     /// multiple of [`DOT_BLOCK`].
     #[inline(always)]

@@ -140,6 +140,9 @@ impl pulp::WithSimd for ReduceRows<'_> {
             mut reduce,
         } = self;
         for y in area.top..area.bottom {
+            if y + 1 < area.bottom {
+                kernels.prefetch(image.row(y + 1, area.left, area.right));
+            }
             let luma = resize.next_row();
             luma_601_row(
                 kernels,
