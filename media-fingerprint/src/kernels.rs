@@ -258,11 +258,9 @@ mod avx2 {
         };
         let rg = simd.avx2._mm256_shuffle_epi8(halves, both(rg_index));
         let gb = simd.avx2._mm256_shuffle_epi8(halves, both(gb_index));
-        let rg_weights: __m256i = pulp::cast([19595i16, 19235].repeat_16());
-        let gb_weights: __m256i = pulp::cast([19235i16, 7471].repeat_16());
         let sum = simd.avx2._mm256_add_epi32(
-            simd.avx2._mm256_madd_epi16(rg, rg_weights),
-            simd.avx2._mm256_madd_epi16(gb, gb_weights),
+            simd.avx2._mm256_madd_epi16(rg, pairs(19595, 19235)),
+            simd.avx2._mm256_madd_epi16(gb, pairs(19235, 7471)),
         );
         let rounded = simd
             .avx2
@@ -270,15 +268,10 @@ mod avx2 {
         simd.avx2._mm256_srli_epi32::<16>(rounded)
     }
 
-    /// A pair of 16-bit weights repeated over a vector.
-    trait Repeat16 {
-        fn repeat_16(self) -> [i16; 16];
-    }
-
-    impl Repeat16 for [i16; 2] {
-        fn repeat_16(self) -> [i16; 16] {
-            std::array::from_fn(|i| self[i % 2])
-        }
+    /// The pair of 16-bit weights `(a, b)` repeated over a vector.
+    #[inline(always)]
+    fn pairs(a: i16, b: i16) -> __m256i {
+        pulp::cast::<[i16; 16], __m256i>(std::array::from_fn(|i| if i % 2 == 0 { a } else { b }))
     }
 
     /// One `pmaddwd` and one add per 16 samples and weights; the 32-bit lanes
