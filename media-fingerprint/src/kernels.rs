@@ -357,12 +357,17 @@ mod tests {
             [0, 255, 255],
             [255, 0, 255],
         ];
+        // Pillow's `convert("L")` of these colours.
+        let expected: [i16; 8] = [0, 255, 76, 150, 29, 226, 179, 105];
+        for (pixel, &luma) in pixels.iter().zip(&expected) {
+            assert_eq!(i16::from(luma_of(pixel)), luma, "{pixel:?}");
+        }
         let samples: Vec<u8> = pixels.iter().cycle().take(64).flatten().copied().collect();
         for kernels in all_kernels() {
             let mut out = vec![0i16; 64];
             kernels.luma_rgb(&samples, &mut out);
-            for (value, pixel) in out.iter().zip(pixels.iter().cycle()) {
-                assert_eq!(*value, i16::from(luma_of(pixel)), "{kernels:?} {pixel:?}");
+            for (value, (pixel, &luma)) in out.iter().zip(pixels.iter().zip(&expected).cycle()) {
+                assert_eq!(*value, luma, "{kernels:?} {pixel:?}");
             }
         }
     }
