@@ -16,6 +16,32 @@ pub enum StoreError {
         /// The leader's address, if known.
         leader_addr: Option<String>,
     },
+    /// The cluster cannot take this request now, though it may soon: the
+    /// leader's lease expired, leadership is moving, or no quorum answers.
+    #[error("{reason}")]
+    Unavailable {
+        /// Why, in words an operator can act on.
+        reason: String,
+    },
+    /// A write was sent but its fate is not known: it may have committed or
+    /// may still commit. Resolve it by looking up what it would have made.
+    #[error("the write's outcome is unknown: {0}")]
+    OutcomeUnknown(String),
+    /// The leader refused a command stamped too far from its own clock.
+    #[error(
+        "the entry's timestamp {entry} is more than {max_skew_ms} ms from the leader's clock ({leader})"
+    )]
+    ClockSkew {
+        /// The entry's timestamp.
+        entry: String,
+        /// The leader's time.
+        leader: String,
+        /// The bound.
+        max_skew_ms: u64,
+    },
+    /// A membership change was refused; the membership is unchanged.
+    #[error("membership change refused: {0}")]
+    Membership(String),
     /// No leader was elected in time.
     #[error("no leader elected within {0:?}")]
     NoLeader(std::time::Duration),

@@ -26,6 +26,9 @@ pub mod state_machine;
 mod types;
 
 pub use error::{Result, StoreError};
-pub use network::{Rpc, Transport};
-pub use node::{NodeConfig, NodeStatus, RaftNode};
-pub use types::{Command, TypeConfig};
+pub use network::{BoxFuture, Rpc, Transport};
+pub use node::{
+    ClusterView, LearnerProgress, MAX_CLOCK_SKEW, MemberView, NodeConfig, NodeStatus, RaftNode,
+    Written,
+};
+pub use types::{Command, PeerNode, TypeConfig};

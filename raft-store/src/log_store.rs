@@ -38,10 +38,12 @@ impl raft_log::Types for WalTypes {
     }
 
     fn payload_size(payload: &Self::LogPayload) -> u64 {
-        // Only sizes the read cache; an estimate from the command is enough.
+        // Sizes raft-log's read cache, which must stay within its byte
+        // budget: a registration with video prints is megabytes, not the
+        // kilobyte a guess would say.
         match &payload.0.payload {
-            openraft::EntryPayload::Normal(_) => 1024,
-            _ => 64,
+            openraft::EntryPayload::Normal(command) => command.payload_len() as u64 + 128,
+            _ => 256,
         }
     }
 }

@@ -7,19 +7,20 @@
 
 use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
 
+use openraft::RaftNetworkV2;
 use openraft::errors::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
 };
-use openraft::{BasicNode, RaftNetworkV2};
 use registry::LedgerSnapshot;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::types::{SnapshotMeta, TypeConfig, Vote};
+use crate::types::{PeerNode, SnapshotMeta, TypeConfig, Vote};
 
 /// The kinds of message nodes exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,39 +31,54 @@ pub enum Rpc {
     Vote,
     /// A whole snapshot, for a follower too far behind for the log.
     Snapshot,
+    /// A command a follower forwards to the leader to propose.
+    Write,
+    /// A follower asking the leader for a read index.
+    ReadIndex,
 }
 
 impl Rpc {
+    /// Every kind, for routing.
+    pub const ALL: [Rpc; 5] = [
+        Rpc::Append,
+        Rpc::Vote,
+        Rpc::Snapshot,
+        Rpc::Write,
+        Rpc::ReadIndex,
+    ];
+
     /// The name used in URLs.
     pub fn as_str(self) -> &'static str {
         match self {
             Rpc::Append => "append",
             Rpc::Vote => "vote",
             Rpc::Snapshot => "snapshot",
+            Rpc::Write => "write",
+            Rpc::ReadIndex => "read-index",
         }
     }
 
     /// Parses [`Rpc::as_str`].
     pub fn parse(name: &str) -> Option<Self> {
-        match name {
-            "append" => Some(Rpc::Append),
-            "vote" => Some(Rpc::Vote),
-            "snapshot" => Some(Rpc::Snapshot),
-            _ => None,
-        }
+        Self::ALL.into_iter().find(|rpc| rpc.as_str() == name)
     }
 }
 
-/// Carries an encoded RPC to the node at `addr` and returns its encoded reply.
+/// A boxed future, so that [`Transport`] can be used as a trait object.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Carries an encoded RPC to a peer and returns its encoded reply.
 pub trait Transport: Send + Sync + 'static {
-    /// Sends `body` as `rpc` to `addr`; an `Err` means the peer was not reached
-    /// or did not answer.
+    /// Sends `body` as `rpc` to node `target` at `addr`. An `Err` of kind
+    /// `ConnectionRefused` means the request never reached the peer; any
+    /// other `Err` means it may have been received and acted on.
     fn call(
         &self,
-        addr: &str,
+        target: u64,
+        addr: String,
         rpc: Rpc,
         body: Vec<u8>,
-    ) -> impl Future<Output = io::Result<Vec<u8>>> + Send;
+    ) -> BoxFuture<'_, io::Result<Vec<u8>>>;
 }
 
 /// The body of a snapshot RPC.
@@ -77,21 +93,21 @@ pub(crate) struct SnapshotRequest {
 pub(crate) type Reply<T, E> = Result<T, E>;
 
 /// openraft's network factory over a [`Transport`].
-pub(crate) struct Network<T> {
-    pub(crate) transport: Arc<T>,
+pub(crate) struct Network {
+    pub(crate) transport: Arc<dyn Transport>,
 }
 
 /// A connection to one peer.
-pub(crate) struct Peer<T> {
-    transport: Arc<T>,
+pub(crate) struct Peer {
+    transport: Arc<dyn Transport>,
     target: u64,
     addr: String,
 }
 
-impl<T: Transport> RaftNetworkFactory<TypeConfig> for Network<T> {
-    type Network = Peer<T>;
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = Peer;
 
-    async fn new_client(&mut self, target: u64, node: &BasicNode) -> Self::Network {
+    async fn new_client(&mut self, target: u64, node: &PeerNode) -> Self::Network {
         Peer {
             transport: self.transport.clone(),
             target,
@@ -100,7 +116,7 @@ impl<T: Transport> RaftNetworkFactory<TypeConfig> for Network<T> {
     }
 }
 
-impl<T: Transport> Peer<T> {
+impl Peer {
     async fn send<Req: Serialize, Resp: DeserializeOwned>(
         &self,
         rpc: Rpc,
@@ -109,7 +125,7 @@ impl<T: Transport> Peer<T> {
         let body = serde_json::to_vec(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let reply = self
             .transport
-            .call(&self.addr, rpc, body)
+            .call(self.target, self.addr.clone(), rpc, body)
             .await
             .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
         serde_json::from_slice(&reply).map_err(|e| RPCError::Network(NetworkError::new(&e)))
@@ -123,7 +139,7 @@ fn remote<E: std::error::Error + 'static>(target: u64, e: E) -> RPCError<TypeCon
     RPCError::Network(NetworkError::new(&e))
 }
 
-impl<T: Transport> RaftNetworkV2<TypeConfig> for Peer<T> {
+impl RaftNetworkV2<TypeConfig> for Peer {
     type SnapshotData = LedgerSnapshot;
 
     async fn append_entries(

@@ -77,10 +77,22 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let log_id = entry.log_id();
             let outcome = match &entry.payload {
                 EntryPayload::Blank => ApplyOutcome::NoLedgerChange,
-                EntryPayload::Normal(command) => tx
-                    .apply(&command.entry, command.prints.as_deref())
-                    .await
-                    .map_err(io_err)?,
+                EntryPayload::Normal(command) => {
+                    match tx
+                        .apply_leaf(&command.leaf, command.prints.as_deref())
+                        .await
+                    {
+                        Ok(outcome) => outcome,
+                        Err(e @ registry::RegistryError::UnsupportedEntry(_)) => {
+                            // Fail-stop: the batch is not committed, Raft
+                            // stops on the storage error, and a restart with
+                            // a newer build applies the entry from the log.
+                            tracing::error!(raft.index = log_id.index, error = %e, "Stopping: the log holds an entry this build cannot apply.");
+                            return Err(io_err(e));
+                        }
+                        Err(e) => return Err(io_err(e)),
+                    }
+                }
                 EntryPayload::Membership(membership) => {
                     let stored = StoredMembership::new(Some(log_id), membership.clone());
                     marks.last_membership = Some(to_json(&stored)?);

@@ -1,37 +1,98 @@
-//! The openraft type configuration and the command type it carries.
+//! The openraft type configuration, the command it carries and the node
+//! record kept in the membership.
 
 use std::fmt;
 
-use registry::{ApplyOutcome, EntryBody, LedgerEntry};
-use serde::{Deserialize, Serialize};
+use registry::{ApplyOutcome, LedgerEntry};
+use serde::{Deserialize, Deserializer, Serialize};
 
-/// What a client proposes through Raft: one ledger entry to append, and the
-/// JSON of the fingerprints to store beside it (see [`registry::Prints`]).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// What a client proposes through Raft: the exact bytes of one leaf, and
+/// the JSON of the fingerprints to store beside it (see
+/// [`registry::Prints`]).
+///
+/// The leaf is produced once, by the proposing node, and every replica (and
+/// every later rebuild from the log) appends exactly these bytes: nothing
+/// re-serialises it, so replicas cannot drift apart through encoding.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Command {
-    /// The entry; its leaf is produced when it is applied.
-    pub entry: LedgerEntry,
+    /// The leaf text, a JSON-encoded [`LedgerEntry`].
+    pub leaf: String,
     /// The fingerprints the entry's `prints_sha256` commits to, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prints: Option<String>,
 }
 
+impl Command {
+    /// The command appending `entry`, encoded here, once.
+    pub fn new(entry: &LedgerEntry, prints: Option<String>) -> registry::Result<Self> {
+        Ok(Self {
+            leaf: entry.to_leaf()?,
+            prints,
+        })
+    }
+
+    /// Size of the command's payload in bytes, for bounds and caches.
+    pub fn payload_len(&self) -> usize {
+        self.leaf.len() + self.prints.as_ref().map_or(0, String::len)
+    }
+}
+
+/// Commands written to Raft logs before leaves were carried as bytes hold
+/// the entry as a JSON value; they decode to the leaf those builds produced
+/// when applying, which is `to_leaf` of the same entry.
+impl<'de> Deserialize<'de> for Command {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Wire {
+            leaf: Option<String>,
+            entry: Option<LedgerEntry>,
+            prints: Option<String>,
+        }
+        let wire = Wire::deserialize(deserializer)?;
+        let leaf = match (wire.leaf, wire.entry) {
+            (Some(leaf), None) => leaf,
+            (None, Some(entry)) => entry.to_leaf().map_err(serde::de::Error::custom)?,
+            _ => return Err(serde::de::Error::custom("a command has exactly one leaf")),
+        };
+        Ok(Self {
+            leaf,
+            prints: wire.prints,
+        })
+    }
+}
+
 impl fmt::Display for Command {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.entry.body {
-            EntryBody::ContentRegistered(reg) => write!(f, "register content {}", reg.content_id),
-        }
+        write!(f, "append a {}-byte leaf", self.leaf.len())
+    }
+}
+
+/// A member of the cluster as the membership records it: where peers reach
+/// it, and the Ed25519 key it signs node-to-node messages with.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerNode {
+    /// The node's advertised peer URL, e.g. `https://node2.example:7443`.
+    pub addr: String,
+    /// The node's public key, standard base64 of the raw 32 bytes. Absent
+    /// only for a node formed before nodes had keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_key: Option<String>,
+}
+
+impl fmt::Display for PeerNode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.addr)
     }
 }
 
 openraft::declare_raft_types!(
-    /// provreg's openraft types: ledger commands in, apply outcomes out,
-    /// nodes addressed by their HTTP base address.
+    /// provreg's openraft types: leaves in, apply outcomes out, nodes
+    /// addressed by their peer URL and known by their node key.
     pub TypeConfig:
         D = Command,
         R = ApplyOutcome,
         NodeId = u64,
-        Node = openraft::BasicNode,
+        Node = PeerNode,
 );
 
 pub(crate) type LogId = openraft::alias::LogIdOf<TypeConfig>;
@@ -40,3 +101,27 @@ pub(crate) type Entry = openraft::alias::EntryOf<TypeConfig>;
 pub(crate) type StoredMembership = openraft::alias::StoredMembershipOf<TypeConfig>;
 pub(crate) type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
 pub(crate) type Snapshot = openraft::alias::SnapshotOf<TypeConfig, registry::LedgerSnapshot>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A command in the old form, with the entry as a value, decodes to the
+    /// leaf the old apply produced; the new form round-trips byte for byte.
+    #[test]
+    fn old_and_new_commands_decode() {
+        let leaf = r#"{"v":1,"type":"content.registered","content_id":"0192f0c1-0000-7000-8000-000000000001","registered_at":"2026-11-21T12:00:00Z","registrant":"operator","media_kind":"other","size":3,"sha256":"abababababababababababababababababababababababababababababababab","iscc":{"instance":"ISCC:IAA","data":"ISCC:GAA"},"metadata":{}}"#;
+        let old = format!(r#"{{"entry":{leaf}}}"#);
+        let decoded: Command = serde_json::from_str(&old).unwrap();
+        assert_eq!(decoded.leaf, leaf);
+        // Whitespace or member order in a new command survive as sent.
+        let odd = leaf.replace(",\"size\"", ", \"size\"");
+        let new = serde_json::to_string(&Command {
+            leaf: odd.clone(),
+            prints: None,
+        })
+        .unwrap();
+        assert_eq!(serde_json::from_str::<Command>(&new).unwrap().leaf, odd);
+        assert!(serde_json::from_str::<Command>("{}").is_err());
+    }
+}

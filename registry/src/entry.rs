@@ -154,6 +154,9 @@ impl Metadata {
     }
 }
 
+/// The entry types this build can apply, by their `"type"` tag.
+pub const KNOWN_ENTRY_TYPES: &[&str] = &["content.registered"];
+
 impl LedgerEntry {
     /// Wraps a body in the current encoding version.
     pub fn new(body: EntryBody) -> Self {
@@ -167,6 +170,56 @@ impl LedgerEntry {
     pub fn to_leaf(&self) -> Result<String> {
         serde_json::to_string(self)
             .map_err(|e| RegistryError::Corrupt(format!("entry does not serialise: {e}")))
+    }
+
+    /// When the entry was proposed: the timestamp every entry carries,
+    /// RFC 3339 in UTC, set by the proposing node.
+    pub fn timestamp(&self) -> &str {
+        match &self.body {
+            EntryBody::ContentRegistered(reg) => &reg.registered_at,
+        }
+    }
+
+    /// Decodes a leaf proposed through Raft, telling apart the two ways it
+    /// can fail. A version or type this build does not know is an
+    /// [`RegistryError::UnsupportedEntry`]: the node must stop rather than
+    /// guess, since a newer replica may accept it. Anything else that does
+    /// not decode is bad data in a known entry, a [`Rejection`] that every
+    /// replica reaches alike.
+    pub fn decode_proposed(leaf: &str) -> Result<Result<Self, Rejection>> {
+        #[derive(Deserialize)]
+        struct Envelope {
+            v: Option<serde_json::Value>,
+            #[serde(rename = "type")]
+            kind: Option<serde_json::Value>,
+        }
+        let malformed = |detail: String| Ok(Err(Rejection::MalformedEntry { detail }));
+        let envelope: Envelope = match serde_json::from_str(leaf) {
+            Ok(envelope) => envelope,
+            Err(e) => return malformed(format!("the leaf is not a JSON object: {e}")),
+        };
+        match envelope.v {
+            Some(v) if v.as_u64() == Some(u64::from(ENTRY_VERSION)) => {}
+            Some(v) if v.is_u64() => {
+                return Err(RegistryError::UnsupportedEntry(format!(
+                    "entry version {v} (this build knows version {ENTRY_VERSION})"
+                )));
+            }
+            _ => return malformed("\"v\" must be a non-negative integer".into()),
+        }
+        match envelope.kind.as_ref().and_then(|k| k.as_str()) {
+            Some(kind) if KNOWN_ENTRY_TYPES.contains(&kind) => {}
+            Some(kind) => {
+                return Err(RegistryError::UnsupportedEntry(format!(
+                    "entry type {kind:?}"
+                )));
+            }
+            None => return malformed("\"type\" must be a string".into()),
+        }
+        match serde_json::from_str(leaf) {
+            Ok(entry) => Ok(Ok(entry)),
+            Err(e) => malformed(format!("the entry does not decode: {e}")),
+        }
     }
 
     /// Decodes a stored leaf.
@@ -232,6 +285,28 @@ pub enum Rejection {
         /// What is wrong.
         detail: String,
     },
+    /// The proposed leaf is not a well-formed entry of a known type.
+    #[error("the proposed entry is malformed: {detail}")]
+    MalformedEntry {
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// The entry's timestamp is earlier than the last applied entry's: the
+    /// ledger's time never goes backwards. The proposer stamps it anew.
+    #[error("the entry's timestamp {at} is earlier than the ledger's latest, {latest}")]
+    TimestampRegressed {
+        /// The entry's timestamp.
+        at: String,
+        /// The last applied entry's timestamp.
+        latest: String,
+    },
+    /// Applying the entry failed inside this build (a bug); every replica
+    /// runs the same code on the same entry, so every replica refuses it.
+    #[error("applying the entry failed: {detail}")]
+    ApplyFailed {
+        /// The failure.
+        detail: String,
+    },
     /// `derived_from` names content that is not registered.
     #[error("derived_from names {content_id}, which is not registered")]
     UnknownDerivedFrom {
@@ -278,6 +353,40 @@ mod tests {
             r#"{"v":1,"type":"content.registered","content_id":"0192f0c1-0000-7000-8000-000000000001","registered_at":"2026-11-21T12:00:00Z","registrant":"operator","media_kind":"image","media_type":"image/png","size":3,"sha256":"abababababababababababababababababababababababababababababababab","iscc":{"instance":"ISCC:IAA","data":"ISCC:GAA"},"metadata":{}}"#
         );
         assert_eq!(LedgerEntry::from_leaf(&leaf).unwrap(), sample());
+    }
+
+    /// A proposed leaf of an unknown version or type stops the node; bad
+    /// data in a known type is a rejection.
+    #[test]
+    fn proposed_leaves_are_classified() {
+        let leaf = sample().to_leaf().unwrap();
+        assert_eq!(
+            LedgerEntry::decode_proposed(&leaf).unwrap().unwrap(),
+            sample()
+        );
+        for unknown in [
+            leaf.replacen("\"v\":1", "\"v\":2", 1),
+            leaf.replacen("content.registered", "licence.granted", 1),
+        ] {
+            assert!(matches!(
+                LedgerEntry::decode_proposed(&unknown),
+                Err(RegistryError::UnsupportedEntry(_))
+            ));
+        }
+        for bad in [
+            "not json".to_owned(),
+            leaf.replacen("\"v\":1", "\"v\":\"1\"", 1),
+            leaf.replacen("\"size\":3", "\"size\":\"three\"", 1),
+            r#"{"v":1}"#.to_owned(),
+        ] {
+            assert!(
+                matches!(
+                    LedgerEntry::decode_proposed(&bad),
+                    Ok(Err(Rejection::MalformedEntry { .. }))
+                ),
+                "{bad}"
+            );
+        }
     }
 
     /// A leaf from a future encoding version is refused, not misread.

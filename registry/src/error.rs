@@ -25,6 +25,13 @@ pub enum RegistryError {
     /// tampering, never a user error.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// A proposed leaf has an entry version or type this build does not
+    /// know. Applying it anyway, or rejecting it, could make this replica
+    /// diverge from one whose build knows it, so the node must stop.
+    #[error(
+        "unsupported ledger entry: {0}; upgrade this node's provreg before it applies the log further"
+    )]
+    UnsupportedEntry(String),
     /// A signing key could not be used.
     #[error("key error: {0}")]
     Crypto(String),

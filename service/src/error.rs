@@ -36,7 +36,11 @@ pub enum ApiError {
     /// The request body is not in a form this endpoint accepts.
     #[error("{0}")]
     UnsupportedMediaType(String),
-    /// The node cannot take writes now (no leader, or not the leader).
+    /// The request conflicts with the cluster's state.
+    #[error("{0}")]
+    Conflict(String),
+    /// The node cannot take the request now, but may soon (no leader, an
+    /// expired lease, a leadership transfer); clients retry after a pause.
     #[error("{0}")]
     Unavailable(String),
     /// Anything else; logged in full, reported generically.
@@ -55,6 +59,7 @@ impl ApiError {
             Self::Duplicate { .. } => StatusCode::CONFLICT,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -70,6 +75,7 @@ impl ApiError {
             Self::Duplicate { .. } => "urn:provreg:problem:duplicate-content",
             Self::TooLarge { .. } => "urn:provreg:problem:upload-too-large",
             Self::UnsupportedMediaType(_) => "urn:provreg:problem:unsupported-media-type",
+            Self::Conflict(_) => "urn:provreg:problem:conflict",
             Self::Unavailable(_) => "urn:provreg:problem:unavailable",
             Self::Internal(_) => "urn:provreg:problem:internal",
         }
@@ -107,6 +113,10 @@ impl IntoResponse for ApiError {
         if matches!(self, Self::Unauthorized) {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        if matches!(self, Self::Unavailable(_)) {
+            // Elections take one to two seconds.
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         response
     }
 }
@@ -126,9 +136,12 @@ impl From<RegistryError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::NotLeader { .. } | StoreError::NoLeader(_) => {
-                Self::Unavailable(e.to_string())
-            }
+            StoreError::NotLeader { .. }
+            | StoreError::NoLeader(_)
+            | StoreError::Unavailable { .. }
+            | StoreError::ClockSkew { .. }
+            | StoreError::OutcomeUnknown(_) => Self::Unavailable(e.to_string()),
+            StoreError::Membership(reason) => Self::Conflict(reason),
             other => Self::Internal(other.into()),
         }
     }
@@ -139,6 +152,12 @@ impl From<Rejection> for ApiError {
         match r {
             Rejection::DuplicateContent { content_id } => Self::Duplicate { content_id },
             Rejection::UnknownDerivedFrom { .. } => Self::BadRequest(r.to_string()),
+            // The proposer stamps entries anew and retries; one that still
+            // arrives here lost every retry to faster writers.
+            Rejection::TimestampRegressed { .. } => Self::Unavailable(r.to_string()),
+            Rejection::MalformedEntry { .. } | Rejection::ApplyFailed { .. } => {
+                Self::Internal(anyhow::anyhow!(r))
+            }
             // The service computes both itself; a mismatch is a bug.
             Rejection::PrintsMismatch { .. } | Rejection::InvalidFingerprint { .. } => {
                 Self::Internal(anyhow::anyhow!(r))

@@ -11,26 +11,27 @@
 //! - `matching`: finding registered content like an upload, through indexes.
 //! - `views`: the JSON the API returns.
 //! - `auth`, `error`: the operator extractor and problem+json errors.
-//! - `transport`: Raft RPC between nodes.
+//! - `peer`: the peer listener's authentication and the peer client.
+//! - `cluster`: the operator API's work: learners, voters, status.
 //! - [`verify`]: offline receipt checking for `provreg verify`.
 
 #![warn(missing_docs)]
 
 mod auth;
+mod cluster;
 pub mod config;
 mod error;
 mod identity;
 mod matching;
+mod peer;
 mod register;
 mod routes;
 mod state;
-mod transport;
 mod upload;
 pub mod verify;
 mod views;
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -45,8 +46,8 @@ pub use state::AppState;
 pub use views::{ContentView, LedgerReceipt, RegistrationReceipt};
 
 use crate::config::ServeArgs;
-use crate::identity::Identity;
-use crate::transport::NoPeers;
+use crate::identity::{ClusterRecord, Identity};
+use crate::peer::Peers;
 
 /// The API with its state attached.
 pub fn router(state: AppState) -> Router {
@@ -74,15 +75,12 @@ pub async fn run(
     args: ServeArgs,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    args.validate()?;
+    let secret = args.cluster_secret()?;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating the data directory {}", args.data_dir.display()))?;
 
-    let identity = Identity::load_or_create(&args.data_dir, &args.origin)?;
-    tracing::info!(
-        path = %identity.key_path.display(),
-        verifier_key = %identity.signer.verifier_key(),
-        "Checkpoint signing key ready."
-    );
+    let identity = Identity::load_or_create(&args.data_dir)?;
     tracing::info!(
         path = %identity.token_path.display(),
         "Operator token ready; writes need `Authorization: Bearer <token>`."
@@ -102,42 +100,164 @@ pub async fn run(
 
     let listener = TcpListener::bind(args.listen)
         .await
-        .with_context(|| format!("binding {}", args.listen))?;
+        .with_context(|| format!("binding --listen {}", args.listen))?;
     let addr = listener.local_addr()?;
+    let peer_listener = match args.peer_listen {
+        Some(peer_addr) => Some(
+            TcpListener::bind(peer_addr)
+                .await
+                .with_context(|| format!("binding --peer-listen {peer_addr}"))?,
+        ),
+        None => None,
+    };
 
+    let record = ClusterRecord::load(&args.data_dir)?;
+    let peers = Peers::new(
+        args.node_id,
+        &identity,
+        secret.as_deref(),
+        None,
+        args.advertise.clone(),
+        args.data_dir.clone(),
+    )?;
     let node = RaftNode::start(
         NodeConfig {
             node_id: args.node_id,
-            advertise_addr: format!("http://{addr}"),
+            advertise_addr: args.advertise.clone().unwrap_or_default(),
+            node_key: identity.node_public_key(),
             dir: args.data_dir.join("raft"),
         },
         registry.clone(),
-        Arc::new(NoPeers),
+        peers.clone(),
     )
     .await
     .context("starting Raft")?;
-    if node.initialize_single().await? {
+    peers.attach(node.clone());
+    let initialized = node.is_initialized().await?;
+    let record = settle_cluster(&args, &peers, record, initialized)?;
+    if let Some(record) = record {
+        peers.adopt(record)?;
+    }
+    if !args.join && node.initialize_single().await? {
+        tracing::info!(node.id = args.node_id, "Formed a new single-node cluster.");
+        node.wait_for_leader(Duration::from_secs(30)).await?;
+    }
+    if let Some(signer) = peers.signer() {
+        tracing::info!(
+            origin = %signer.origin(),
+            verifier_key = %signer.verifier_key(),
+            "Checkpoint signing key ready."
+        );
+    } else {
         tracing::info!(
             node.id = args.node_id,
-            "Initialised a new single-node cluster."
+            "Waiting to be added to a cluster (POST /v1/cluster/learners on one of its nodes)."
         );
     }
-    node.wait_for_leader(Duration::from_secs(30)).await?;
 
     let state = AppState {
         registry: registry.clone(),
         node: node.clone(),
-        signer: Arc::new(identity.signer),
+        peers: peers.clone(),
         operator_token_digest: identity.operator_token_digest,
         upload_dir,
         max_upload_bytes: args.max_upload_bytes,
         limits: media_fingerprint::Limits::default(),
     };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let peer_task = match peer_listener {
+        Some(peer_listener) => {
+            let peer_addr = peer_listener.local_addr()?;
+            let mut stop = stop_rx.clone();
+            let router = routes::peer::router(state.clone());
+            tracing::info!(%peer_addr, advertise = ?args.advertise, "Peer listener ready.");
+            Some(tokio::spawn(async move {
+                axum::serve(peer_listener, router)
+                    .with_graceful_shutdown(async move {
+                        let _ = stop.wait_for(|stop| *stop).await;
+                    })
+                    .await
+            }))
+        }
+        None => None,
+    };
+    let joint = tokio::spawn(finish_joint_changes(node.clone(), stop_rx));
     tracing::info!(%addr, data_dir = %args.data_dir.display(), "Listening.");
     serve(listener, state, shutdown).await?;
+    let _ = stop_tx.send(true);
+    if let Some(task) = peer_task {
+        task.await?.context("serving the peer listener")?;
+    }
+    joint.abort();
 
     node.shutdown().await?;
     registry.close().await;
     tracing::info!("Stopped.");
     Ok(())
+}
+
+/// Decides which cluster this node belongs to, from its data dir and
+/// flags, or refuses to start with the reason.
+fn settle_cluster(
+    args: &ServeArgs,
+    peers: &Peers,
+    record: Option<ClusterRecord>,
+    initialized: bool,
+) -> anyhow::Result<Option<ClusterRecord>> {
+    let dir = args.data_dir.display();
+    if let (Some(record), Some(origin)) = (&record, &args.origin)
+        && *origin != record.origin
+    {
+        anyhow::bail!(
+            "--origin {origin:?} differs from the origin {:?} this cluster was formed with; the origin never changes",
+            record.origin
+        );
+    }
+    if args.join {
+        return match record {
+            Some(record) if record.secret_id.as_deref() != peers.secret_id() => anyhow::bail!(
+                "--join: the data dir {dir} holds the state of cluster {}, joined or formed with another cluster secret; start from an empty data dir to join another cluster",
+                record.cluster_id
+            ),
+            Some(record) => Ok(Some(record)),
+            None if initialized => anyhow::bail!(
+                "--join: the data dir {dir} holds the state of a cluster this node formed on its own; start from an empty data dir to join another cluster"
+            ),
+            None => Ok(None),
+        };
+    }
+    if let Some(record) = record {
+        return Ok(Some(record));
+    }
+    let cluster_id = uuid::Uuid::now_v7().to_string();
+    let origin = match (&args.origin, initialized) {
+        (Some(origin), _) => origin.clone(),
+        // A ledger formed before the origin was fixed at formation was
+        // signed under the old default; it keeps it.
+        (None, true) => "provreg.local/log".to_owned(),
+        (None, false) => format!("provreg.local/{cluster_id}"),
+    };
+    let record = ClusterRecord {
+        cluster_id,
+        origin,
+        secret_id: peers.secret_id().map(str::to_owned),
+        admitted_by: Default::default(),
+    };
+    record.save(&args.data_dir)?;
+    tracing::info!(cluster.id = %record.cluster_id, origin = %record.origin, "Recorded the cluster's identity.");
+    Ok(Some(record))
+}
+
+/// While this node leads, finishes any voter change a previous leader left
+/// in joint consensus, so no change is left half done.
+async fn finish_joint_changes(node: RaftNode, mut stop: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = stop.wait_for(|stop| *stop) => return,
+        }
+        if let Err(e) = node.finish_joint_change().await {
+            tracing::warn!(error = %e, "Could not finish a membership change left in joint consensus.");
+        }
+    }
 }

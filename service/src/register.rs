@@ -3,8 +3,11 @@
 use std::io::BufReader;
 
 use media_fingerprint::{ContentFingerprint, Sniffed};
+use raft_store::{Command, StoreError};
 use registry::checkpoint::TreeHead;
-use registry::{ApplyOutcome, ContentRegistration, EntryBody, IsccCodes, LedgerEntry, Prints};
+use registry::{
+    ApplyOutcome, ContentRegistration, EntryBody, IsccCodes, LedgerEntry, Prints, Rejection,
+};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -31,11 +34,6 @@ pub async fn register(state: &AppState, upload: Received) -> ApiResult<Registrat
     let sniffed = media_fingerprint::sniff(&upload.head, upload.declared_type.as_deref());
     let fingerprint = fingerprint(state, &upload, &sniffed).await?;
 
-    let registered_at = OffsetDateTime::now_utc()
-        .replace_nanosecond(0)
-        .map_err(|e| ApiError::Internal(e.into()))?
-        .format(&Rfc3339)
-        .map_err(|e| ApiError::Internal(e.into()))?;
     let prints = Prints {
         audio: fingerprint.audio.clone(),
         video: fingerprint.video.clone(),
@@ -46,9 +44,9 @@ pub async fn register(state: &AppState, upload: Received) -> ApiResult<Registrat
     } else {
         Some(prints.to_json()?)
     };
-    let registration = ContentRegistration {
+    let mut registration = ContentRegistration {
         content_id: uuid::Uuid::now_v7().to_string(),
-        registered_at,
+        registered_at: String::new(),
         registrant: OPERATOR.to_owned(),
         media_kind: sniffed.kind,
         media_type: sniffed.media_type,
@@ -60,23 +58,7 @@ pub async fn register(state: &AppState, upload: Received) -> ApiResult<Registrat
         prints_sha256: prints.as_deref().map(Prints::digest),
     };
     let content_id = registration.content_id.clone();
-
-    let outcome = state
-        .node
-        .propose(
-            LedgerEntry::new(EntryBody::ContentRegistered(registration.clone())),
-            prints,
-        )
-        .await?;
-    let (index, tree_size) = match outcome {
-        ApplyOutcome::Appended { index, tree_size } => (index, tree_size),
-        ApplyOutcome::Rejected(rejection) => return Err(rejection.into()),
-        ApplyOutcome::NoLedgerChange => {
-            return Err(ApiError::Internal(anyhow::anyhow!(
-                "a registration was applied without a ledger change"
-            )));
-        }
-    };
+    let (index, tree_size) = propose(state, &mut registration, prints).await?;
     tracing::info!(
         content.id = %content_id,
         ledger.index = index,
@@ -90,6 +72,73 @@ pub async fn register(state: &AppState, upload: Received) -> ApiResult<Registrat
         content: ContentView::new(registration, index),
         ledger,
     })
+}
+
+/// How many times a registration is stamped anew and proposed again when
+/// faster writers moved the ledger's time past its stamp.
+const MAX_PROPOSALS: usize = 4;
+
+/// Proposes `registration` through the leader, stamping it just before,
+/// and resolves a write whose fate is unknown by looking up its content id
+/// in a linearizable read: an entry that committed anywhere is found, and
+/// one that did not can never commit after that read. Returns the leaf
+/// index and the tree size right after it.
+async fn propose(
+    state: &AppState,
+    registration: &mut ContentRegistration,
+    prints: Option<String>,
+) -> ApiResult<(u64, u64)> {
+    let mut last_rejection = None;
+    for _ in 0..MAX_PROPOSALS {
+        registration.registered_at = stamp(state).await?;
+        let entry = LedgerEntry::new(EntryBody::ContentRegistered(registration.clone()));
+        let command = Command::new(&entry, prints.clone())?;
+        match state.node.write(command).await {
+            Ok(written) => match written.outcome {
+                ApplyOutcome::Appended { index, tree_size } => return Ok((index, tree_size)),
+                ApplyOutcome::Rejected(rejection @ Rejection::TimestampRegressed { .. }) => {
+                    last_rejection = Some(rejection);
+                }
+                ApplyOutcome::Rejected(rejection) => return Err(rejection.into()),
+                ApplyOutcome::NoLedgerChange => {
+                    return Err(ApiError::Internal(anyhow::anyhow!(
+                        "a registration was applied without a ledger change"
+                    )));
+                }
+            },
+            Err(StoreError::OutcomeUnknown(why)) => {
+                tracing::warn!(content.id = %registration.content_id, reason = %why, "A registration's outcome is unknown; looking it up.");
+                state.node.linearize().await?;
+                if let Some(record) = state.registry.content(&registration.content_id).await? {
+                    let tree_size = state.registry.tree_size().await?;
+                    *registration = record.registration;
+                    return Ok((record.ledger_index, tree_size));
+                }
+                // Not committed, and now it never will be: propose again.
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(last_rejection.map_or_else(
+        || ApiError::Unavailable("the registration could not be committed; retry".into()),
+        ApiError::from,
+    ))
+}
+
+/// A timestamp for a new entry: now, to the second, but never before the
+/// last leaf's, since the ledger's time does not go backwards.
+async fn stamp(state: &AppState) -> ApiResult<String> {
+    let now = OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let latest = state
+        .registry
+        .latest_timestamp()
+        .await?
+        .and_then(|text| OffsetDateTime::parse(&text, &Rfc3339).ok());
+    let at = latest.map_or(now, |latest| latest.max(now));
+    at.format(&Rfc3339)
+        .map_err(|e| ApiError::Internal(e.into()))
 }
 
 /// Every ISCC unit of the upload, and the composite ISCC-CODE over them.
@@ -161,7 +210,7 @@ pub async fn receipt(state: &AppState, index: u64, tree_size: u64) -> ApiResult<
             "leaf {index} vanished after it was applied"
         ))
     })?;
-    let checkpoint = state.signer.sign_checkpoint(&TreeHead {
+    let checkpoint = state.signer()?.sign_checkpoint(&TreeHead {
         size: tree_size,
         root,
     })?;

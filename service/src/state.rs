@@ -7,6 +7,9 @@ use raft_store::RaftNode;
 use registry::Registry;
 use registry::checkpoint::LogSigner;
 
+use crate::error::{ApiError, ApiResult};
+use crate::peer::Peers;
+
 /// What handlers need. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
@@ -14,8 +17,8 @@ pub struct AppState {
     pub registry: Registry,
     /// Writes go through Raft.
     pub node: RaftNode,
-    /// Signs checkpoints.
-    pub signer: Arc<LogSigner>,
+    /// Node-to-node traffic, the cluster record and the checkpoint signer.
+    pub peers: Arc<Peers>,
     /// SHA-256 of the operator token.
     pub operator_token_digest: [u8; 32],
     /// Where uploads are spooled while they are hashed.
@@ -24,4 +27,15 @@ pub struct AppState {
     pub max_upload_bytes: u64,
     /// Decoding limits for fingerprinting.
     pub limits: media_fingerprint::Limits,
+}
+
+impl AppState {
+    /// The checkpoint signer; a node waiting to join a cluster has none yet.
+    pub fn signer(&self) -> ApiResult<Arc<LogSigner>> {
+        self.peers.signer().ok_or_else(|| {
+            ApiError::Unavailable(
+                "this node has not been admitted to a cluster yet, so it has no log to sign".into(),
+            )
+        })
+    }
 }

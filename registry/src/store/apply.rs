@@ -1,7 +1,12 @@
 //! The write path: one transaction per batch of committed Raft entries.
 
+use std::panic::AssertUnwindSafe;
+
+use futures_util::FutureExt;
 use sqlx::AnyConnection;
 use sqlx::{Any, AnyPool, Row, Transaction};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use super::similarity::{self, codes_of, crop_codes};
 use super::{RaftMarks, from_i64, to_i64, with_hashes};
@@ -13,6 +18,8 @@ use crate::{RegistryError, Result};
 pub struct ApplyTx {
     tx: Transaction<'static, Any>,
     tree_size: u64,
+    /// The timestamp of the last leaf, which no later leaf may precede.
+    latest: Option<(OffsetDateTime, String)>,
 }
 
 impl std::fmt::Debug for ApplyTx {
@@ -27,20 +34,88 @@ impl ApplyTx {
     pub(super) async fn begin(pool: &AnyPool) -> Result<Self> {
         let mut tx = pool.begin().await?;
         let tree_size = read_tree_size(&mut tx).await?;
-        Ok(Self { tx, tree_size })
+        let latest = match tree_size.checked_sub(1) {
+            Some(last) => latest_timestamp(&mut tx, last).await?,
+            None => None,
+        };
+        Ok(Self {
+            tx,
+            tree_size,
+            latest,
+        })
     }
 
-    /// Applies one command. Business rules (no duplicate bytes, references
-    /// must exist) are checked here, against the data as of this point in the
-    /// log, so every replica reaches the same outcome.
-    ///
-    /// `prints` is the JSON of the [`Prints`] proposed with the entry, if
-    /// any; it must be exactly what the entry's `prints_sha256` commits to.
+    /// Applies one entry built by its proposer: encodes it and applies the
+    /// resulting leaf with [`ApplyTx::apply_leaf`].
     pub async fn apply(
         &mut self,
         entry: &LedgerEntry,
         prints: Option<&str>,
     ) -> Result<ApplyOutcome> {
+        self.apply_leaf(&entry.to_leaf()?, prints).await
+    }
+
+    /// Applies one proposed leaf, exactly these bytes. Business rules (no
+    /// duplicate bytes, references must exist, time never goes backwards)
+    /// are checked here, against the data as of this point in the log, so
+    /// every replica reaches the same outcome.
+    ///
+    /// `prints` is the JSON of the [`Prints`] proposed with the entry, if
+    /// any; it must be exactly what the entry's `prints_sha256` commits to.
+    ///
+    /// An `Err` is a storage failure or an entry this build cannot judge
+    /// ([`RegistryError::UnsupportedEntry`]); the batch must not commit. A
+    /// panic while applying is caught, its writes are rolled back, and it
+    /// becomes [`Rejection::ApplyFailed`], which every replica reaches alike
+    /// instead of replaying a fatal error forever.
+    pub async fn apply_leaf(&mut self, leaf: &str, prints: Option<&str>) -> Result<ApplyOutcome> {
+        let entry = match LedgerEntry::decode_proposed(leaf)? {
+            Ok(entry) => entry,
+            Err(rejection) => return Ok(ApplyOutcome::Rejected(rejection)),
+        };
+        // A savepoint per entry, so that a failure half-way through one
+        // entry undoes exactly that entry's rows.
+        sqlx::query("savepoint apply_entry")
+            .execute(&mut *self.tx)
+            .await?;
+        let (size, latest) = (self.tree_size, self.latest.clone());
+        let applied = AssertUnwindSafe(self.apply_decoded(leaf, &entry, prints))
+            .catch_unwind()
+            .await;
+        let outcome = match applied {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(e)) => return Err(e),
+            Err(panic) => {
+                let detail = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "panic".to_owned());
+                tracing::error!(%detail, "Applying an entry panicked; it is rejected.");
+                sqlx::query("rollback to savepoint apply_entry")
+                    .execute(&mut *self.tx)
+                    .await?;
+                self.tree_size = size;
+                self.latest = latest;
+                ApplyOutcome::Rejected(Rejection::ApplyFailed { detail })
+            }
+        };
+        sqlx::query("release savepoint apply_entry")
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(outcome)
+    }
+
+    async fn apply_decoded(
+        &mut self,
+        leaf: &str,
+        entry: &LedgerEntry,
+        prints: Option<&str>,
+    ) -> Result<ApplyOutcome> {
+        let at = match self.check_time(entry) {
+            Ok(at) => at,
+            Err(rejection) => return Ok(ApplyOutcome::Rejected(rejection)),
+        };
         let parsed = match check_prints(entry, prints) {
             Ok(parsed) => parsed,
             Err(rejection) => return Ok(ApplyOutcome::Rejected(rejection)),
@@ -48,9 +123,33 @@ impl ApplyTx {
         if let Some(rejection) = self.check(entry).await? {
             return Ok(ApplyOutcome::Rejected(rejection));
         }
-        let leaf = entry.to_leaf()?;
-        self.append_leaf(&leaf, entry, prints.zip(parsed.as_ref()))
-            .await
+        let outcome = self
+            .append_leaf(leaf, entry, prints.zip(parsed.as_ref()))
+            .await?;
+        self.latest = Some((at, entry.timestamp().to_owned()));
+        Ok(outcome)
+    }
+
+    /// The entry's timestamp, if it is well formed and not earlier than the
+    /// last leaf's.
+    fn check_time(&self, entry: &LedgerEntry) -> Result<OffsetDateTime, Rejection> {
+        let text = entry.timestamp();
+        let at = parse_timestamp(text).ok_or_else(|| Rejection::MalformedEntry {
+            detail: format!("timestamp {text:?} is not RFC 3339 in UTC"),
+        })?;
+        match &self.latest {
+            Some((latest, latest_text)) if at < *latest => Err(Rejection::TimestampRegressed {
+                at: text.to_owned(),
+                latest: latest_text.clone(),
+            }),
+            _ => Ok(at),
+        }
+    }
+
+    /// The timestamp of the last applied leaf, for proposers that must not
+    /// stamp an entry earlier than it.
+    pub fn latest_timestamp(&self) -> Option<&str> {
+        self.latest.as_ref().map(|(_, text)| text.as_str())
     }
 
     /// Appends a leaf exactly as given (snapshot install): the text is not
@@ -64,8 +163,10 @@ impl ApplyTx {
         let parsed = check_prints(&entry, prints)
             .map_err(|r| RegistryError::Corrupt(format!("snapshot leaf: {r}")))?;
         self.append_leaf(leaf, &entry, prints.zip(parsed.as_ref()))
-            .await
-            .map(|_| ())
+            .await?;
+        self.latest =
+            parse_timestamp(entry.timestamp()).map(|at| (at, entry.timestamp().to_owned()));
+        Ok(())
     }
 
     async fn check(&mut self, entry: &LedgerEntry) -> Result<Option<Rejection>> {
@@ -181,8 +282,31 @@ impl ApplyTx {
                 .await?;
         }
         self.tree_size = 0;
+        self.latest = None;
         Ok(())
     }
+}
+
+/// Parses an entry timestamp: RFC 3339, in UTC.
+pub(crate) fn parse_timestamp(text: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(text, &Rfc3339)
+        .ok()
+        .filter(|at| at.offset().is_utc())
+}
+
+async fn latest_timestamp(
+    conn: &mut AnyConnection,
+    index: u64,
+) -> Result<Option<(OffsetDateTime, String)>> {
+    let row = sqlx::query("select leaf from ledger_entry where idx = $1")
+        .bind(to_i64(index)?)
+        .fetch_one(&mut *conn)
+        .await?;
+    let entry = LedgerEntry::from_leaf(&row.try_get::<String, _>(0)?)?;
+    let text = entry.timestamp().to_owned();
+    // Leaves applied before timestamps were checked may not parse; they
+    // then set no lower bound.
+    Ok(parse_timestamp(&text).map(|at| (at, text)))
 }
 
 /// Checks the prints sent with an entry against its commitment and decodes

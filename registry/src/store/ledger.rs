@@ -94,6 +94,19 @@ impl Registry {
         Ok(Some(StoredEntry { index, leaf, entry }))
     }
 
+    /// The timestamp of the last leaf, if any. A proposer stamps new
+    /// entries no earlier than this, since apply refuses time going back.
+    pub async fn latest_timestamp(&self) -> Result<Option<String>> {
+        let row = sqlx::query(
+            "select leaf from ledger_entry where idx = (select max(idx) from ledger_entry)",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let leaf: String = row.try_get(0)?;
+        Ok(Some(LedgerEntry::from_leaf(&leaf)?.timestamp().to_owned()))
+    }
+
     /// Leaves `[start, end)` in order, for snapshots and exports.
     pub(super) async fn leaves(&self, start: u64, end: u64) -> Result<Vec<(u64, String)>> {
         let rows = sqlx::query(

@@ -2,7 +2,8 @@
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderName, StatusCode};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -56,53 +57,97 @@ async fn match_content(
     Ok(Json(matching::find_matches(&state, received).await?))
 }
 
+/// How fresh a lookup of the latest state must be.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Consistency {
+    /// Reflects every write acknowledged before the read (the default).
+    #[default]
+    Linearizable,
+    /// This node's state now, which may lag the leader.
+    Local,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReadOptions {
+    #[serde(default)]
+    consistency: Consistency,
+}
+
+/// Brings this node up to date for a linearizable read, and says in a
+/// header which kind of read the answer is.
+async fn prepare_read(
+    state: &AppState,
+    consistency: Consistency,
+) -> ApiResult<[(HeaderName, &'static str); 1]> {
+    let name = HeaderName::from_static("provreg-consistency");
+    match consistency {
+        Consistency::Linearizable => {
+            state.node.linearize().await?;
+            Ok([(name, "linearizable")])
+        }
+        Consistency::Local => Ok([(name, "local")]),
+    }
+}
+
 /// One registration by id.
 async fn get_content(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
-) -> ApiResult<Json<ContentView>> {
+    query: Result<Query<ReadOptions>, QueryRejection>,
+) -> ApiResult<impl IntoResponse> {
     let Path(content_id) = path.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let Query(options) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let id = content_id.to_ascii_lowercase();
     if !registry::metadata::is_content_id(&id) {
         return Err(ApiError::BadRequest(format!(
             "{content_id:?} is not a content id"
         )));
     }
+    let consistency = prepare_read(&state, options.consistency).await?;
     let record = state
         .registry
         .content(&id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no content with id {id}")))?;
-    Ok(Json(ContentView::new(
-        record.registration,
-        record.ledger_index,
-    )))
+    Ok((
+        consistency,
+        Json(ContentView::new(record.registration, record.ledger_index)),
+    ))
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct FindContent {
     sha256: String,
+    #[serde(default)]
+    consistency: Consistency,
 }
 
 /// The registration of the file with this SHA-256.
 async fn find_content(
     State(state): State<AppState>,
     query: Result<Query<FindContent>, QueryRejection>,
-) -> ApiResult<Json<ContentView>> {
-    let Query(FindContent { sha256 }) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+) -> ApiResult<impl IntoResponse> {
+    let Query(FindContent {
+        sha256,
+        consistency,
+    }) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let sha256 = sha256.to_ascii_lowercase();
     if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(ApiError::BadRequest(
             "sha256 must be 64 hexadecimal digits".into(),
         ));
     }
+    let consistency = prepare_read(&state, consistency).await?;
     let record = state
         .registry
         .content_by_sha256(&sha256)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no content with sha256 {sha256}")))?;
-    Ok(Json(ContentView::new(
-        record.registration,
-        record.ledger_index,
-    )))
+    Ok((
+        consistency,
+        Json(ContentView::new(record.registration, record.ledger_index)),
+    ))
 }

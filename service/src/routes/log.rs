@@ -29,12 +29,12 @@ pub(super) fn router() -> Router<AppState> {
 /// The current tree head as a signed C2SP checkpoint.
 async fn get_checkpoint(State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
     let head = state.registry.tree_head(None).await?;
-    Ok((TEXT, state.signer.sign_checkpoint(&head)?))
+    Ok((TEXT, state.signer()?.sign_checkpoint(&head)?))
 }
 
 /// The note verifier key that checkpoints are signed with.
-async fn get_key(State(state): State<AppState>) -> impl IntoResponse {
-    (TEXT, format!("{}\n", state.signer.verifier_key()))
+async fn get_key(State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
+    Ok((TEXT, format!("{}\n", state.signer()?.verifier_key())))
 }
 
 #[derive(Serialize)]

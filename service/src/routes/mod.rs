@@ -4,9 +4,11 @@ use axum::Router;
 
 use crate::state::AppState;
 
+mod cluster;
 mod content;
 mod health;
 mod log;
+pub mod peer;
 
 /// Every route of the API.
 pub fn router() -> Router<AppState> {
@@ -14,4 +16,5 @@ pub fn router() -> Router<AppState> {
         .merge(content::router())
         .merge(log::router())
         .merge(health::router())
+        .merge(cluster::router())
 }

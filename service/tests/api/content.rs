@@ -217,17 +217,25 @@ async fn audio_and_other_files_register() {
 }
 
 /// An empty log serves a signed checkpoint of size 0 whose root is the
-/// SHA-256 of nothing, and a verifier key in note format.
+/// SHA-256 of nothing, and a verifier key in note format. Without
+/// `--origin` the origin is unique to the cluster: it names its id.
 #[tokio::test]
 async fn empty_log_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let app = TestApp::start(dir.path()).await;
+    let (_, status) = app.get_json("/v1/cluster/status").await;
+    let origin = format!("provreg.local/{}", status["cluster_id"].as_str().unwrap());
     let note = app.get_text("/v1/log/checkpoint").await;
-    assert!(note.starts_with("provreg.local/log\n0\n47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\n\n\u{2014} provreg.local/log "), "{note}");
+    assert!(
+        note.starts_with(&format!(
+            "{origin}\n0\n47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\n\n\u{2014} {origin} "
+        )),
+        "{note}"
+    );
     let key = app.key().await;
     let parts: Vec<&str> = key.splitn(3, '+').collect();
     assert_eq!(parts.len(), 3);
-    assert_eq!(parts[0], "provreg.local/log");
+    assert_eq!(parts[0], origin);
     assert_eq!(parts[1].len(), 8);
     assert_eq!(app.checkpoint().await.head.size, 0);
 }

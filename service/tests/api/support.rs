@@ -39,6 +39,22 @@ impl TestApp {
         Self::start_with(data_dir, &[]).await
     }
 
+    /// Runs `provreg serve` with `extra` flags, expecting it to refuse to
+    /// start; returns what it printed.
+    pub fn start_fails(data_dir: &Path, extra: &[&str]) -> String {
+        let output = Command::new(env!("CARGO_BIN_EXE_provreg"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .env_remove("PROVREG_DATABASE_URL")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .expect("run provreg");
+        assert!(!output.status.success(), "provreg started with {extra:?}");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    }
+
     /// Like [`TestApp::start`], with extra flags.
     pub async fn start_with(data_dir: &Path, extra: &[&str]) -> TestApp {
         let mut child = Command::new(env!("CARGO_BIN_EXE_provreg"))
@@ -109,6 +125,20 @@ impl TestApp {
             .send()
             .await
             .unwrap()
+    }
+
+    /// POST a JSON body with the operator token; (status, JSON body).
+    pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        let resp = self
+            .client
+            .post(self.url(path))
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
     }
 
     /// GET returning (status, JSON body).
