@@ -17,6 +17,13 @@ use crate::{RegistryError, Result, metadata};
 /// know rather than guess at their meaning.
 pub const ENTRY_VERSION: u32 = 1;
 
+/// The entry types this build can apply, as a level recorded for each node
+/// in the ledger: 1 knows content registrations; 2 adds the cluster's own
+/// entries (formation, nodes added and removed, membership approvals). A
+/// type is proposed only once every voter's recorded level covers it, so no
+/// voter meets an entry its build cannot apply.
+pub const FEATURE_LEVEL: u32 = 2;
+
 /// One leaf of the ledger.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LedgerEntry {
@@ -30,10 +37,126 @@ pub struct LedgerEntry {
 /// The kinds of event the ledger records.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
+// Registrations are by far the most common entry and are handled one at a
+// time; boxing them to shrink the rarer cluster entries buys nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum EntryBody {
     /// A file was registered.
     #[serde(rename = "content.registered")]
     ContentRegistered(ContentRegistration),
+    /// The cluster was formed: its id, its origin and its first node. The
+    /// first leaf of every cluster formed by this build.
+    #[serde(rename = "cluster.formed")]
+    ClusterFormed(ClusterFormed),
+    /// A node was added to the cluster, with the keys it signs with.
+    #[serde(rename = "node.added")]
+    NodeAdded(NodeAdded),
+    /// A node was removed from the cluster; its id is never used again.
+    #[serde(rename = "node.removed")]
+    NodeRemoved(NodeRemoved),
+    /// A voter's operator approved a change of the voters.
+    #[serde(rename = "membership.approved")]
+    MembershipApproved(MembershipApproved),
+}
+
+/// A node as the ledger records it: how to reach it and the keys it signs
+/// with, so that a verifier learns every institution's keys from the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeRecord {
+    /// The node's id, never reused.
+    pub node_id: u64,
+    /// Its advertised peer URL when it was added.
+    pub address: String,
+    /// Its Ed25519 node key (standard base64 of the raw 32 bytes), which
+    /// signs node-to-node messages and membership approvals.
+    pub node_key: String,
+    /// Its checkpoint key, as a C2SP note verifier key.
+    pub checkpoint_key: String,
+    /// The [`FEATURE_LEVEL`] of its build.
+    pub feature_level: u32,
+}
+
+/// `cluster.formed`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterFormed {
+    /// When, RFC 3339 UTC.
+    pub formed_at: String,
+    /// The cluster's id.
+    pub cluster_id: String,
+    /// The log's origin, fixed from here on.
+    pub origin: String,
+    /// The node that formed it.
+    pub founder: NodeRecord,
+}
+
+/// `node.added`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeAdded {
+    /// When, RFC 3339 UTC.
+    pub added_at: String,
+    /// The node.
+    pub node: NodeRecord,
+}
+
+/// `node.removed`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeRemoved {
+    /// When, RFC 3339 UTC.
+    pub removed_at: String,
+    /// The node.
+    pub node_id: u64,
+}
+
+/// `membership.approved`: one voter's signed approval, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MembershipApproved {
+    /// When the leader recorded it, RFC 3339 UTC.
+    pub recorded_at: String,
+    /// The approval, exactly as its node signed it.
+    pub approval: Approval,
+}
+
+/// A voter's approval of one change of the voters, signed with its node
+/// key, so that anyone can check from the log that a majority agreed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Approval {
+    /// The cluster it is for.
+    pub cluster_id: String,
+    /// The voters when it was given, ascending.
+    pub from_voters: Vec<u64>,
+    /// The voters it approves, ascending.
+    pub to_voters: Vec<u64>,
+    /// The approving node.
+    pub approver: u64,
+    /// When it was given, RFC 3339 UTC.
+    pub approved_at: String,
+    /// Ed25519 signature by the approver's node key over
+    /// [`Approval::signed_message`], standard base64.
+    pub signature: String,
+}
+
+/// How far an approval's own time may be from when it is recorded.
+pub const APPROVAL_SKEW_SECONDS: i64 = 60;
+
+impl Approval {
+    /// The bytes the approver signs.
+    pub fn signed_message(&self) -> String {
+        let list = |ids: &[u64]| ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+        format!(
+            "provreg-membership-approval:v1\n{}\n{}\n{}\n{}\n{}",
+            self.cluster_id,
+            list(&self.from_voters),
+            list(&self.to_voters),
+            self.approver,
+            self.approved_at
+        )
+    }
 }
 
 /// The registration of one file: its exact hashes, its fingerprints and what
@@ -155,7 +278,13 @@ impl Metadata {
 }
 
 /// The entry types this build can apply, by their `"type"` tag.
-pub const KNOWN_ENTRY_TYPES: &[&str] = &["content.registered"];
+pub const KNOWN_ENTRY_TYPES: &[&str] = &[
+    "content.registered",
+    "cluster.formed",
+    "node.added",
+    "node.removed",
+    "membership.approved",
+];
 
 impl LedgerEntry {
     /// Wraps a body in the current encoding version.
@@ -177,6 +306,21 @@ impl LedgerEntry {
     pub fn timestamp(&self) -> &str {
         match &self.body {
             EntryBody::ContentRegistered(reg) => &reg.registered_at,
+            EntryBody::ClusterFormed(formed) => &formed.formed_at,
+            EntryBody::NodeAdded(added) => &added.added_at,
+            EntryBody::NodeRemoved(removed) => &removed.removed_at,
+            EntryBody::MembershipApproved(approved) => &approved.recorded_at,
+        }
+    }
+
+    /// The entry's `"type"` tag.
+    pub fn type_name(&self) -> &'static str {
+        match &self.body {
+            EntryBody::ContentRegistered(_) => "content.registered",
+            EntryBody::ClusterFormed(_) => "cluster.formed",
+            EntryBody::NodeAdded(_) => "node.added",
+            EntryBody::NodeRemoved(_) => "node.removed",
+            EntryBody::MembershipApproved(_) => "membership.approved",
         }
     }
 
@@ -305,6 +449,27 @@ pub enum Rejection {
     #[error("applying the entry failed: {detail}")]
     ApplyFailed {
         /// The failure.
+        detail: String,
+    },
+    /// The ledger has entries already, or a cluster formed.
+    #[error("the cluster is formed already; cluster.formed can only be the first entry")]
+    ClusterAlreadyFormed,
+    /// A node id that the ledger has recorded before.
+    #[error("node id {node_id} was used before; node ids are never reused")]
+    NodeIdReused {
+        /// The id.
+        node_id: u64,
+    },
+    /// A node the ledger does not record as a current member.
+    #[error("node {node_id} is not a current member")]
+    UnknownNode {
+        /// The id.
+        node_id: u64,
+    },
+    /// An approval that does not check out.
+    #[error("the membership approval is invalid: {detail}")]
+    InvalidApproval {
+        /// Why.
         detail: String,
     },
     /// `derived_from` names content that is not registered.

@@ -24,11 +24,12 @@ pub mod metadata;
 mod store;
 
 pub use entry::{
-    ApplyOutcome, ContentRegistration, EntryBody, IsccCodes, LedgerEntry, Metadata, Prints,
-    Rejection,
+    ApplyOutcome, Approval, ClusterFormed, ContentRegistration, EntryBody, FEATURE_LEVEL,
+    IsccCodes, LedgerEntry, MembershipApproved, Metadata, NodeAdded, NodeRecord, NodeRemoved,
+    Prints, Rejection,
 };
 pub use error::{RegistryError, Result};
 pub use store::{
     ApplyTx, CodeKind, CodeMatch, ContentRecord, LedgerSnapshot, MAX_INDEXED_DISTANCE, RaftMarks,
-    Registry, StoredEntry, is_sampled,
+    RecordedNode, Registry, StoredEntry, is_sampled, verify_approval, voters_key,
 };

@@ -11,7 +11,16 @@ use raft_store::{ClusterView, PeerNode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use raft_store::Command;
+use registry::{
+    ApplyOutcome, Approval, ClusterFormed, EntryBody, FEATURE_LEVEL, LedgerEntry,
+    MembershipApproved, NodeAdded, NodeRecord, NodeRemoved, Rejection,
+};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
 use crate::error::{ApiError, ApiResult};
+use crate::register::stamp;
 use crate::state::AppState;
 
 /// How long adding a learner waits for it to catch up before answering
@@ -34,7 +43,13 @@ pub struct LearnerRequest {
 pub struct MembershipRequest {
     /// The voters the cluster should have.
     pub voters: Vec<u64>,
+    /// Set only between nodes: the approval the operator's node signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
 }
+
+/// How long a recorded approval counts towards a change.
+const APPROVAL_VALIDITY: time::Duration = time::Duration::hours(24);
 
 /// Who asked: an operator on this node, or a peer forwarding an operator's
 /// request (which must not be forwarded again).
@@ -141,6 +156,13 @@ pub async fn add_learner(state: &AppState, via: Via, req: LearnerRequest) -> Api
         }
         Some(member) => member.node_key.clone(),
         None => {
+            if let Some(recorded) = state.registry.recorded_node(req.node_id).await? {
+                return Err(ApiError::Conflict(format!(
+                    "node id {} was used before (by {}); node ids are never reused",
+                    req.node_id, recorded.record.address
+                )));
+            }
+            require_feature_level(state, FEATURE_LEVEL).await?;
             let reply = state
                 .peers
                 .admit(req.node_id, &req.address, members(&view))
@@ -148,6 +170,20 @@ pub async fn add_learner(state: &AppState, via: Via, req: LearnerRequest) -> Api
                 .map_err(|e| {
                     ApiError::Conflict(format!("admitting node {}: {e:#}", req.node_id))
                 })?;
+            let record = NodeRecord {
+                node_id: req.node_id,
+                address: req.address.clone(),
+                node_key: reply.node_key.clone(),
+                checkpoint_key: reply.checkpoint_key.clone().unwrap_or_default(),
+                feature_level: reply.feature_level,
+            };
+            append(state, |at| {
+                EntryBody::NodeAdded(NodeAdded {
+                    added_at: at,
+                    node: record.clone(),
+                })
+            })
+            .await?;
             Some(reply.node_key)
         }
     };
@@ -182,7 +218,12 @@ pub async fn add_learner(state: &AppState, via: Via, req: LearnerRequest) -> Api
     ))
 }
 
-/// Replaces the voters, through joint consensus.
+/// Asks for a change of the voters. The change is made once the operators
+/// of a majority of the current voters have each asked for it on their
+/// own node: each request records that node's signed approval in the
+/// ledger; the one that completes the majority makes the change (through
+/// joint consensus) and answers 200; the others answer 202 with who has
+/// approved so far. While there is one voter, its operator decides alone.
 pub async fn change_membership(
     state: &AppState,
     via: Via,
@@ -197,12 +238,76 @@ pub async fn change_membership(
     if voters.len() != req.voters.len() {
         return Err(ApiError::BadRequest("voters names a node twice".into()));
     }
+    match (via, req.approval) {
+        (Via::Operator, Some(_)) => Err(ApiError::BadRequest(
+            "approval is set by the node, not in the request".into(),
+        )),
+        (Via::Peer, None) => Err(ApiError::BadRequest(
+            "a forwarded change must carry its approval".into(),
+        )),
+        (Via::Operator, None) => {
+            let approval = approve(state, &voters).await?;
+            submit(state, via, voters, approval).await
+        }
+        (Via::Peer, Some(approval)) => submit(state, via, voters, approval).await,
+    }
+}
+
+/// This node's signed approval of changing the current voters to `to`.
+async fn approve(state: &AppState, to: &BTreeSet<u64>) -> ApiResult<Approval> {
+    let view = state.node.cluster();
+    if view.joint {
+        return Err(ApiError::Unavailable(
+            "a change of the voters is under way; retry when it is done".into(),
+        ));
+    }
+    if !view.voters.contains(&view.node_id) {
+        return Err(ApiError::Conflict(format!(
+            "node {} is not a voter; only voters' operators decide who votes",
+            view.node_id
+        )));
+    }
+    let cluster_id = state
+        .peers
+        .record()
+        .map(|r| r.cluster_id)
+        .ok_or_else(|| ApiError::Unavailable("this node is not in a cluster yet".into()))?;
+    let mut approval = Approval {
+        cluster_id,
+        from_voters: view.voters.clone(),
+        to_voters: to.iter().copied().collect(),
+        approver: view.node_id,
+        approved_at: stamp(state).await?,
+        signature: String::new(),
+    };
+    state.peers.sign_approval(&mut approval);
+    Ok(approval)
+}
+
+/// Hands an approval to the leader, or, on the leader, records it and
+/// makes the change if a majority of the voters approved it.
+async fn submit(
+    state: &AppState,
+    via: Via,
+    to: BTreeSet<u64>,
+    approval: Approval,
+) -> ApiResult<Response> {
     if !is_leader(state) {
+        let req = MembershipRequest {
+            voters: to.into_iter().collect(),
+            approval: Some(approval),
+        };
         let body = serde_json::to_vec(&req).map_err(|e| ApiError::Internal(e.into()))?;
         return forward(state, via, reqwest::Method::POST, "membership", body).await;
     }
     let view = state.node.cluster();
-    if let Some(stranger) = voters
+    if approval.from_voters != view.voters {
+        return Err(ApiError::Conflict(format!(
+            "the voters changed from {:?} to {:?} since this was asked; ask again",
+            approval.from_voters, view.voters
+        )));
+    }
+    if let Some(stranger) = to
         .iter()
         .find(|id| !view.nodes.iter().any(|n| n.node_id == **id))
     {
@@ -210,13 +315,76 @@ pub async fn change_membership(
             "node {stranger} is not a member; add it as a learner first"
         )));
     }
-    state.node.change_voters(voters.clone()).await?;
-    tracing::info!(voters = ?voters, "Changed the voters.");
-    Ok(json_response(StatusCode::OK, status_json(state, None)))
+    if to.iter().copied().collect::<Vec<_>>() == view.voters {
+        return Ok(json_response(StatusCode::OK, status_json(state, None)));
+    }
+    require_feature_level(state, FEATURE_LEVEL).await?;
+    let since = (OffsetDateTime::now_utc() - APPROVAL_VALIDITY)
+        .format(&Rfc3339)
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let from = approval.from_voters.clone();
+    let to_list = approval.to_voters.clone();
+    let mut approvers = state.registry.approvers(&from, &to_list, &since).await?;
+    if !approvers.contains(&approval.approver) {
+        append(state, |at| {
+            EntryBody::MembershipApproved(MembershipApproved {
+                recorded_at: at,
+                approval: approval.clone(),
+            })
+        })
+        .await?;
+        approvers = state.registry.approvers(&from, &to_list, &since).await?;
+    }
+    approvers.retain(|id| view.voters.contains(id));
+    let needed = view.voters.len() / 2 + 1;
+    tracing::info!(
+        voters = ?to_list,
+        approver = approval.approver,
+        approved_by = ?approvers,
+        needed,
+        "Recorded an approval of a change of the voters."
+    );
+    if approvers.len() < needed {
+        return Ok(json_response(
+            StatusCode::ACCEPTED,
+            json!({
+                "voters": to_list,
+                "approved_by": approvers,
+                "needed": needed,
+            }),
+        ));
+    }
+    state.node.change_voters(to).await?;
+    tracing::info!(voters = ?to_list, approved_by = ?approvers, "Changed the voters.");
+    let mut body = status_json(state, None);
+    body["approved_by"] = json!(approvers);
+    Ok(json_response(StatusCode::OK, body))
 }
 
-/// Removes a node from the cluster.
+/// Removes a node from the cluster. A voter first leaves the voters, which
+/// like any change of the voters needs a majority's approval (a 202 until
+/// then); a learner is removed by one operator. The removal is recorded in
+/// the ledger, and the id is never used again.
 pub async fn remove_node(state: &AppState, via: Via, node_id: u64) -> ApiResult<Response> {
+    let view = state.node.cluster();
+    if via == Via::Operator && view.voters.contains(&node_id) {
+        let to: BTreeSet<u64> = view
+            .voters
+            .iter()
+            .copied()
+            .filter(|v| *v != node_id)
+            .collect();
+        if to.is_empty() {
+            return Err(ApiError::Conflict(
+                "the last voter cannot be removed".into(),
+            ));
+        }
+        let approval = approve(state, &to).await?;
+        let response = submit(state, via, to, approval).await?;
+        if response.status() != StatusCode::OK {
+            return Ok(response);
+        }
+    }
     if !is_leader(state) {
         return forward(
             state,
@@ -227,14 +395,122 @@ pub async fn remove_node(state: &AppState, via: Via, node_id: u64) -> ApiResult<
         )
         .await;
     }
-    if node_id == state.node.node_id() {
-        return Err(ApiError::Conflict(
-            "the leader cannot remove itself; remove it through another node after a leadership change".into(),
-        ));
+    let view = state.node.cluster();
+    if view.voters.contains(&node_id) {
+        return Err(ApiError::Conflict(format!(
+            "node {node_id} is a voter; a majority of the voters' operators must approve removing it"
+        )));
+    }
+    if !view.nodes.iter().any(|n| n.node_id == node_id) {
+        return Err(ApiError::NotFound(format!(
+            "node {node_id} is not a member"
+        )));
+    }
+    if state
+        .registry
+        .recorded_node(node_id)
+        .await?
+        .is_some_and(|n| !n.removed)
+    {
+        append(state, |at| {
+            EntryBody::NodeRemoved(NodeRemoved {
+                removed_at: at,
+                node_id,
+            })
+        })
+        .await?;
     }
     state.node.remove_node(node_id).await?;
     tracing::info!(node.id = node_id, "Removed a node.");
     Ok(json_response(StatusCode::OK, status_json(state, None)))
+}
+
+/// Refuses when some voter's build may not know entry types of `level`:
+/// such an entry would stop that voter.
+async fn require_feature_level(state: &AppState, level: u32) -> ApiResult<()> {
+    let view = state.node.cluster();
+    let recorded = state.registry.recorded_nodes().await?;
+    for voter in &view.voters {
+        let known = recorded
+            .iter()
+            .find(|n| n.record.node_id == *voter)
+            .map_or(1, |n| n.record.feature_level);
+        if known < level {
+            return Err(ApiError::Conflict(format!(
+                "node {voter} runs a build of feature level {known}; every voter needs {level} first"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Appends one entry built by `make` from its timestamp, stamping it anew
+/// if faster writers moved the ledger's time past the stamp.
+async fn append(state: &AppState, make: impl Fn(String) -> EntryBody) -> ApiResult<u64> {
+    for _ in 0..4 {
+        let entry = LedgerEntry::new(make(stamp(state).await?));
+        let command = Command::new(&entry, None)?;
+        match state.node.write(command).await?.outcome {
+            ApplyOutcome::Appended { index, .. } => return Ok(index),
+            ApplyOutcome::Rejected(Rejection::TimestampRegressed { .. }) => {}
+            ApplyOutcome::Rejected(rejection) => {
+                return Err(ApiError::Conflict(rejection.to_string()));
+            }
+            ApplyOutcome::NoLedgerChange => {
+                return Err(ApiError::Internal(anyhow::anyhow!(
+                    "a {} entry was applied without a ledger change",
+                    entry.type_name()
+                )));
+            }
+        }
+    }
+    Err(ApiError::Unavailable(
+        "the entry could not be committed; retry".into(),
+    ))
+}
+
+/// Records this node in the ledger if it leads and is not recorded yet:
+/// as `cluster.formed` when the ledger is empty (the first leaf of every
+/// new cluster), else as `node.added` (a ledger formed by an older build),
+/// so that every node's keys can be learnt from the log.
+pub async fn record_self(state: &AppState) -> anyhow::Result<()> {
+    let node_id = state.node.node_id();
+    if !is_leader(state) || state.registry.recorded_node(node_id).await?.is_some() {
+        return Ok(());
+    }
+    let (Some(record), Some(signer)) = (state.peers.record(), state.peers.signer()) else {
+        return Ok(());
+    };
+    let me = NodeRecord {
+        node_id,
+        address: state.peers.advertise.clone().unwrap_or_default(),
+        node_key: state.peers.public_key().to_owned(),
+        checkpoint_key: signer.verifier_key(),
+        feature_level: FEATURE_LEVEL,
+    };
+    let empty = state.registry.tree_size().await? == 0;
+    let index = append(state, |at| {
+        if empty {
+            EntryBody::ClusterFormed(ClusterFormed {
+                formed_at: at,
+                cluster_id: record.cluster_id.clone(),
+                origin: record.origin.clone(),
+                founder: me.clone(),
+            })
+        } else {
+            EntryBody::NodeAdded(NodeAdded {
+                added_at: at,
+                node: me.clone(),
+            })
+        }
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("recording this node in the ledger: {e}"))?;
+    tracing::info!(
+        ledger.index = index,
+        "Recorded this node and its keys in the ledger."
+    );
+    Ok(())
 }
 
 /// The cluster's status as the operator API shows it. Replication

@@ -155,6 +155,10 @@ impl From<Rejection> for ApiError {
             // The proposer stamps entries anew and retries; one that still
             // arrives here lost every retry to faster writers.
             Rejection::TimestampRegressed { .. } => Self::Unavailable(r.to_string()),
+            Rejection::ClusterAlreadyFormed
+            | Rejection::NodeIdReused { .. }
+            | Rejection::UnknownNode { .. }
+            | Rejection::InvalidApproval { .. } => Self::Conflict(r.to_string()),
             Rejection::MalformedEntry { .. } | Rejection::ApplyFailed { .. } => {
                 Self::Internal(anyhow::anyhow!(r))
             }

@@ -138,7 +138,8 @@ pub async fn run(
     if let Some(record) = record {
         peers.adopt(record)?;
     }
-    if !args.join && node.initialize_single().await? {
+    let formed = !args.join && node.initialize_single().await?;
+    if formed {
         tracing::info!(node.id = args.node_id, "Formed a new single-node cluster.");
         node.wait_for_leader(Duration::from_secs(30)).await?;
     }
@@ -164,6 +165,10 @@ pub async fn run(
         max_upload_bytes: args.max_upload_bytes,
         limits: media_fingerprint::Limits::default(),
     };
+    if formed {
+        // Before any other entry: the formation is the ledger's first leaf.
+        cluster::record_self(&state).await?;
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let peer_task = match peer_listener {
         Some(peer_listener) => {
@@ -181,14 +186,14 @@ pub async fn run(
         }
         None => None,
     };
-    let joint = tokio::spawn(finish_joint_changes(node.clone(), stop_rx));
+    let duties = tokio::spawn(leader_duties(state.clone(), stop_rx));
     tracing::info!(%addr, data_dir = %args.data_dir.display(), "Listening.");
     serve(listener, state, shutdown).await?;
     let _ = stop_tx.send(true);
     if let Some(task) = peer_task {
         task.await?.context("serving the peer listener")?;
     }
-    joint.abort();
+    duties.abort();
 
     node.shutdown().await?;
     registry.close().await;
@@ -248,16 +253,20 @@ fn settle_cluster(
     Ok(Some(record))
 }
 
-/// While this node leads, finishes any voter change a previous leader left
-/// in joint consensus, so no change is left half done.
-async fn finish_joint_changes(node: RaftNode, mut stop: tokio::sync::watch::Receiver<bool>) {
+/// What a leader keeps doing: finishing any voter change a previous leader
+/// left in joint consensus, so no change is left half done, and recording
+/// itself in the ledger if an older build formed it.
+async fn leader_duties(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(2)) => {}
             _ = stop.wait_for(|stop| *stop) => return,
         }
-        if let Err(e) = node.finish_joint_change().await {
+        if let Err(e) = state.node.finish_joint_change().await {
             tracing::warn!(error = %e, "Could not finish a membership change left in joint consensus.");
+        }
+        if let Err(e) = cluster::record_self(&state).await {
+            tracing::warn!(error = %e, "Could not record this node in the ledger.");
         }
     }
 }

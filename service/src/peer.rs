@@ -220,6 +220,17 @@ impl Peers {
         let _ = self.node.set(node);
     }
 
+    /// Signs a membership approval with this node's key.
+    pub fn sign_approval(&self, approval: &mut registry::Approval) {
+        approval.signature =
+            BASE64_STANDARD.encode(self.key.sign(approval.signed_message().as_bytes()));
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> u64 {
+        self.node_id
+    }
+
     /// The identifier of the configured cluster secret, if any.
     pub fn secret_id(&self) -> Option<&str> {
         self.secret_id.as_deref()
@@ -655,12 +666,17 @@ impl Peers {
             node_id: self.node_id,
             node_key: self.public_key.clone(),
             checkpoint_key: self.signer().map(|s| s.verifier_key()),
+            feature_level: registry::FEATURE_LEVEL,
         };
         serde_json::to_vec(&reply).map_err(|e| Refusal {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             reason: e.to_string(),
         })
     }
+}
+
+fn legacy_level() -> u32 {
+    1
 }
 
 fn admit_message(body: &[u8]) -> Vec<u8> {
@@ -697,6 +713,9 @@ pub struct AdmitReply {
     pub node_key: String,
     /// Its checkpoint verifier key.
     pub checkpoint_key: Option<String>,
+    /// The entry types its build knows ([`registry::FEATURE_LEVEL`]).
+    #[serde(default = "legacy_level")]
+    pub feature_level: u32,
 }
 
 impl Transport for Peers {

@@ -127,7 +127,7 @@ async fn propose(
 
 /// A timestamp for a new entry: now, to the second, but never before the
 /// last leaf's, since the ledger's time does not go backwards.
-async fn stamp(state: &AppState) -> ApiResult<String> {
+pub(crate) async fn stamp(state: &AppState) -> ApiResult<String> {
     let now = OffsetDateTime::now_utc()
         .replace_nanosecond(0)
         .map_err(|e| ApiError::Internal(e.into()))?;

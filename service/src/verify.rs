@@ -59,7 +59,9 @@ pub fn verify(args: &VerifyArgs) -> anyhow::Result<String> {
     .context("checking the inclusion proof")?;
 
     let leaf = std::str::from_utf8(&leaf).context("the leaf is not UTF-8")?;
-    let EntryBody::ContentRegistered(reg) = LedgerEntry::from_leaf(leaf)?.body;
+    let EntryBody::ContentRegistered(reg) = LedgerEntry::from_leaf(leaf)?.body else {
+        bail!("the proven leaf is not a content registration");
+    };
     ensure!(
         reg.content_id == receipt.content.content_id && reg.sha256 == receipt.content.sha256,
         "the proven leaf registers {} ({}), not the receipt's {}",

@@ -8,6 +8,7 @@ use sqlx::{Any, AnyPool, Row, Transaction};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::cluster;
 use super::similarity::{self, codes_of, crop_codes};
 use super::{RaftMarks, from_i64, to_i64, with_hashes};
 use crate::entry::{ApplyOutcome, EntryBody, LedgerEntry, Prints, Rejection};
@@ -196,6 +197,7 @@ impl ApplyTx {
                 }
                 Ok(None)
             }
+            _ => cluster::check(conn, self.tree_size, entry).await,
         }
     }
 
@@ -207,9 +209,7 @@ impl ApplyTx {
     ) -> Result<ApplyOutcome> {
         let index = self.tree_size;
         let conn: &mut AnyConnection = &mut self.tx;
-        let entry_type = match &entry.body {
-            EntryBody::ContentRegistered(_) => "content.registered",
-        };
+        let entry_type = entry.type_name();
         sqlx::query("insert into ledger_entry (idx, leaf, entry_type) values ($1, $2, $3)")
             .bind(to_i64(index)?)
             .bind(leaf)
@@ -243,6 +243,7 @@ impl ApplyTx {
                 let codes = codes_of(&reg.iscc)?;
                 similarity::index(conn, &reg.content_id, index, &codes, prints).await?;
             }
+            _ => cluster::index(conn, index, entry).await?,
         }
 
         self.tree_size = index + 1;
@@ -270,6 +271,9 @@ impl ApplyTx {
     /// Deletes every ledger row, for a snapshot install that rebuilds them.
     pub(super) async fn clear(&mut self) -> Result<()> {
         for table in [
+            "cluster_approval",
+            "cluster_node",
+            "cluster_info",
             "audio_item",
             "code_band",
             "content_print",
@@ -312,7 +316,14 @@ async fn latest_timestamp(
 /// Checks the prints sent with an entry against its commitment and decodes
 /// them. Deterministic, so every replica rejects the same entries.
 fn check_prints(entry: &LedgerEntry, prints: Option<&str>) -> Result<Option<Prints>, Rejection> {
-    let EntryBody::ContentRegistered(reg) = &entry.body;
+    let EntryBody::ContentRegistered(reg) = &entry.body else {
+        return match prints {
+            None => Ok(None),
+            Some(_) => Err(Rejection::MalformedEntry {
+                detail: format!("a {} entry carries no prints", entry.type_name()),
+            }),
+        };
+    };
     let mismatch = || Rejection::PrintsMismatch {
         content_id: reg.content_id.clone(),
     };

@@ -42,9 +42,12 @@ impl Registry {
         let Some(row) = row else { return Ok(None) };
         let ledger_index = from_i64(row.try_get(0)?)?;
         let leaf: String = row.try_get(1)?;
-        // Irrefutable while registrations are the only entry type; a new
-        // type makes this a compile error here, on purpose.
-        let EntryBody::ContentRegistered(registration) = crate::LedgerEntry::from_leaf(&leaf)?.body;
+        let EntryBody::ContentRegistered(registration) = crate::LedgerEntry::from_leaf(&leaf)?.body
+        else {
+            return Err(crate::RegistryError::Corrupt(format!(
+                "content row points at leaf {ledger_index}, which is not a registration"
+            )));
+        };
         Ok(Some(ContentRecord {
             ledger_index,
             registration,

@@ -6,6 +6,7 @@
 //! everything else here is a read.
 
 mod apply;
+mod cluster;
 mod content;
 mod ledger;
 mod similarity;
@@ -17,6 +18,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor, Row};
 
 pub use apply::ApplyTx;
+pub use cluster::{RecordedNode, verify_approval, voters_key};
 pub use content::ContentRecord;
 pub use ledger::StoredEntry;
 pub use similarity::{CodeKind, CodeMatch, MAX_INDEXED_DISTANCE, is_sampled};

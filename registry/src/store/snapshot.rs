@@ -38,8 +38,9 @@ impl Registry {
         let mut prints: BTreeMap<String, String> = self.all_prints().await?.into_iter().collect();
         let mut kept = BTreeMap::new();
         for (_, leaf) in &leaves {
-            let EntryBody::ContentRegistered(reg) = LedgerEntry::from_leaf(leaf)?.body;
-            if let Some(json) = prints.remove(&reg.content_id) {
+            if let EntryBody::ContentRegistered(reg) = LedgerEntry::from_leaf(leaf)?.body
+                && let Some(json) = prints.remove(&reg.content_id)
+            {
                 kept.insert(reg.content_id, json);
             }
         }
@@ -56,8 +57,12 @@ impl Registry {
         let mut tx = self.begin_apply().await?;
         tx.clear().await?;
         for leaf in &snapshot.leaves {
-            let EntryBody::ContentRegistered(reg) = LedgerEntry::from_leaf(leaf)?.body;
-            let prints = snapshot.prints.get(&reg.content_id).map(String::as_str);
+            let prints = match LedgerEntry::from_leaf(leaf)?.body {
+                EntryBody::ContentRegistered(reg) => {
+                    snapshot.prints.get(&reg.content_id).map(String::as_str)
+                }
+                _ => None,
+            };
             tx.append_stored_leaf(leaf, prints).await?;
         }
         tx.commit(&RaftMarks {

@@ -161,13 +161,19 @@ async fn business_rules_reject_without_change() {
         let before = reg.tree_head(None).await.unwrap();
 
         let mut dup = registration(2);
-        let EntryBody::ContentRegistered(r) = &mut dup.body;
+        let EntryBody::ContentRegistered(r) = &mut dup.body else {
+            unreachable!()
+        };
         r.sha256 = format!("{:064x}", 1);
         let mut taken = registration(3);
-        let EntryBody::ContentRegistered(r) = &mut taken.body;
+        let EntryBody::ContentRegistered(r) = &mut taken.body else {
+            unreachable!()
+        };
         r.content_id = format!("0192f0c1-0000-7000-8000-{:012x}", 1);
         let mut orphan = registration(4);
-        let EntryBody::ContentRegistered(r) = &mut orphan.body;
+        let EntryBody::ContentRegistered(r) = &mut orphan.body else {
+            unreachable!()
+        };
         r.metadata.derived_from = vec!["0192f0c1-0000-7000-8000-0000000000ff".into()];
 
         let outcomes = apply_all(&reg, &[dup, taken, orphan]).await;
@@ -189,7 +195,9 @@ async fn business_rules_reject_without_change() {
         assert_eq!(reg.tree_head(None).await.unwrap(), before);
 
         let mut child = registration(5);
-        let EntryBody::ContentRegistered(r) = &mut child.body;
+        let EntryBody::ContentRegistered(r) = &mut child.body else {
+            unreachable!()
+        };
         r.metadata.derived_from = vec![first.clone()];
         assert_eq!(
             apply_all(&reg, &[child]).await,
@@ -353,7 +361,9 @@ async fn reopen_keeps_everything() {
 /// A registration whose Image-Code has the 64-bit body `code`.
 fn with_image_code(n: u32, code: u64) -> LedgerEntry {
     let mut entry = registration(n);
-    let EntryBody::ContentRegistered(r) = &mut entry.body;
+    let EntryBody::ContentRegistered(r) = &mut entry.body else {
+        unreachable!()
+    };
     let unit = iscc_lib::encode_component(2, 1, 0, 64, &code.to_be_bytes()).unwrap();
     r.iscc.image = Some(format!("ISCC:{}", unit.trim_start_matches("ISCC:")));
     entry
@@ -439,7 +449,9 @@ fn audio_prints(items: Vec<u32>) -> String {
 
 fn with_prints(n: u32, json: &str) -> LedgerEntry {
     let mut entry = registration(n);
-    let EntryBody::ContentRegistered(r) = &mut entry.body;
+    let EntryBody::ContentRegistered(r) = &mut entry.body else {
+        unreachable!()
+    };
     r.prints_sha256 = Some(Prints::digest(json));
     entry
 }
@@ -498,6 +510,186 @@ async fn prints_are_stored_indexed_and_checked() {
             votes
         );
         dst_db.drop_db().await;
+        db.drop_db().await;
+    }
+}
+
+fn node_record(id: u64, key: &ring::signature::Ed25519KeyPair) -> crate::NodeRecord {
+    use base64::Engine;
+    use ring::signature::KeyPair;
+    crate::NodeRecord {
+        node_id: id,
+        address: format!("http://node{id}.example:7000"),
+        node_key: base64::prelude::BASE64_STANDARD.encode(key.public_key().as_ref()),
+        checkpoint_key: format!("provreg.example/log+0000000{id}+AAAA"),
+        feature_level: crate::FEATURE_LEVEL,
+    }
+}
+
+fn keypair() -> ring::signature::Ed25519KeyPair {
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+    ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap()
+}
+
+fn approval(
+    cluster_id: &str,
+    from: &[u64],
+    to: &[u64],
+    approver: u64,
+    key: &ring::signature::Ed25519KeyPair,
+) -> LedgerEntry {
+    use base64::Engine;
+    let mut approval = crate::Approval {
+        cluster_id: cluster_id.into(),
+        from_voters: from.to_vec(),
+        to_voters: to.to_vec(),
+        approver,
+        approved_at: "2026-12-04T10:00:01Z".into(),
+        signature: String::new(),
+    };
+    approval.signature =
+        base64::prelude::BASE64_STANDARD.encode(key.sign(approval.signed_message().as_bytes()));
+    LedgerEntry::new(EntryBody::MembershipApproved(crate::MembershipApproved {
+        recorded_at: "2026-12-04T10:00:02Z".into(),
+        approval,
+    }))
+}
+
+/// The cluster's entries build its records: formation only as the first
+/// leaf, node ids never reused (not even after removal), approvals counted
+/// only when signed by a current member's recorded key.
+#[tokio::test]
+async fn cluster_entries_are_checked_and_recorded() {
+    for (reg, db) in backends().await {
+        let (k1, k2, stranger) = (keypair(), keypair(), keypair());
+        let formed = LedgerEntry::new(EntryBody::ClusterFormed(crate::ClusterFormed {
+            formed_at: "2026-12-04T10:00:00Z".into(),
+            cluster_id: "c-1".into(),
+            origin: "provreg.example/log".into(),
+            founder: node_record(1, &k1),
+        }));
+        let added = LedgerEntry::new(EntryBody::NodeAdded(crate::NodeAdded {
+            added_at: "2026-12-04T10:00:00Z".into(),
+            node: node_record(2, &k2),
+        }));
+        let removed = LedgerEntry::new(EntryBody::NodeRemoved(crate::NodeRemoved {
+            removed_at: "2026-12-04T10:00:03Z".into(),
+            node_id: 2,
+        }));
+        let outcomes = apply_all(
+            &reg,
+            &[
+                formed.clone(),
+                formed,
+                added.clone(),
+                added.clone(),
+                approval("c-1", &[1, 2], &[1, 2, 3], 2, &k2),
+                approval("c-1", &[1, 2], &[1, 2, 3], 2, &stranger),
+                approval("c-2", &[1, 2], &[1, 2, 3], 1, &k1),
+                approval("c-1", &[1, 2], &[1, 2, 3], 9, &stranger),
+                removed.clone(),
+                removed,
+                LedgerEntry::new(EntryBody::NodeAdded(crate::NodeAdded {
+                    added_at: "2026-12-04T10:00:04Z".into(),
+                    node: node_record(2, &k2),
+                })),
+            ],
+        )
+        .await;
+        assert!(matches!(
+            outcomes[0],
+            ApplyOutcome::Appended { index: 0, .. }
+        ));
+        assert_eq!(
+            outcomes[1],
+            ApplyOutcome::Rejected(Rejection::ClusterAlreadyFormed)
+        );
+        assert!(matches!(outcomes[2], ApplyOutcome::Appended { .. }));
+        assert_eq!(
+            outcomes[3],
+            ApplyOutcome::Rejected(Rejection::NodeIdReused { node_id: 2 })
+        );
+        assert!(matches!(outcomes[4], ApplyOutcome::Appended { .. }));
+        for bad in &outcomes[5..7] {
+            assert!(
+                matches!(
+                    bad,
+                    ApplyOutcome::Rejected(Rejection::InvalidApproval { .. })
+                ),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            outcomes[7],
+            ApplyOutcome::Rejected(Rejection::UnknownNode { node_id: 9 })
+        );
+        assert!(matches!(outcomes[8], ApplyOutcome::Appended { .. }));
+        assert_eq!(
+            outcomes[9],
+            ApplyOutcome::Rejected(Rejection::UnknownNode { node_id: 2 })
+        );
+        assert_eq!(
+            outcomes[10],
+            ApplyOutcome::Rejected(Rejection::NodeIdReused { node_id: 2 })
+        );
+
+        assert_eq!(
+            reg.approvers(&[2, 1], &[3, 2, 1], "2026-12-04T00:00:00Z")
+                .await
+                .unwrap(),
+            vec![2]
+        );
+        assert!(
+            reg.approvers(&[1, 2], &[1, 2, 3], "2026-12-05T00:00:00Z")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let nodes = reg.recorded_nodes().await.unwrap();
+        assert_eq!(nodes.len(), 2);
+        assert!(!nodes[0].removed && nodes[1].removed);
+        assert_eq!(reg.tree_size().await.unwrap(), 4);
+        db.drop_db().await;
+    }
+}
+
+/// Time in the ledger never goes backwards: an entry stamped before the
+/// last leaf is rejected, one stamped at the same second is taken.
+#[tokio::test]
+async fn timestamps_never_go_backwards() {
+    for (reg, db) in backends().await {
+        let mut entries: Vec<LedgerEntry> = (1..=3).map(registration).collect();
+        for (entry, at) in entries.iter_mut().zip([
+            "2026-12-04T10:00:05Z",
+            "2026-12-04T10:00:04Z",
+            "2026-12-04T10:00:05Z",
+        ]) {
+            let EntryBody::ContentRegistered(r) = &mut entry.body else {
+                unreachable!()
+            };
+            r.registered_at = at.into();
+        }
+        let outcomes = apply_all(&reg, &entries).await;
+        assert!(matches!(outcomes[0], ApplyOutcome::Appended { .. }));
+        assert!(matches!(
+            outcomes[1],
+            ApplyOutcome::Rejected(Rejection::TimestampRegressed { .. })
+        ));
+        assert!(matches!(outcomes[2], ApplyOutcome::Appended { .. }));
+        // A new transaction reads the bound back from the last leaf.
+        let mut tx = reg.begin_apply().await.unwrap();
+        assert_eq!(tx.latest_timestamp(), Some("2026-12-04T10:00:05Z"));
+        let mut late = registration(4);
+        let EntryBody::ContentRegistered(r) = &mut late.body else {
+            unreachable!()
+        };
+        r.registered_at = "2026-12-04T09:00:00Z".into();
+        assert!(matches!(
+            tx.apply(&late, None).await.unwrap(),
+            ApplyOutcome::Rejected(Rejection::TimestampRegressed { .. })
+        ));
+        drop(tx);
         db.drop_db().await;
     }
 }

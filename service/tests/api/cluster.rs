@@ -235,12 +235,34 @@ async fn three_nodes_form_replicate_and_survive_the_leader() {
         "a follower shows the leader's progress: {status}"
     );
 
-    // Every node signs checkpoints of the one log, each with its own key.
+    // Every node signs checkpoints of the one log, each with its own key,
+    // and the log itself says so: its first leaf forms the cluster with
+    // its origin, and each node's keys are recorded when it is added.
     let origin = n1.checkpoint().await.origin;
     for app in [&n2, &n3] {
         assert_eq!(app.checkpoint().await.origin, origin);
         assert_ne!(app.key().await, n1.key().await);
     }
+    let (_, first_leaf) = n2.get_json("/v1/log/entries/0").await;
+    let formed = &first_leaf["entry"];
+    assert_eq!(formed["type"], "cluster.formed", "{first_leaf}");
+    assert_eq!(formed["origin"], origin.as_str());
+    assert_eq!(formed["cluster_id"], cluster_id.as_str());
+    assert_eq!(formed["founder"]["checkpoint_key"], n1.key().await.as_str());
+    let size = n1.checkpoint().await.head.size;
+    let mut added = std::collections::BTreeMap::new();
+    for index in 0..size {
+        let (_, leaf) = n1.get_json(&format!("/v1/log/entries/{index}")).await;
+        if leaf["entry"]["type"] == "node.added" {
+            let node = &leaf["entry"]["node"];
+            added.insert(
+                node["node_id"].as_u64().unwrap(),
+                node["checkpoint_key"].clone(),
+            );
+        }
+    }
+    assert_eq!(added[&2], n2.key().await.as_str());
+    assert_eq!(added[&3], n3.key().await.as_str());
 
     // A write through a follower: fingerprinted there, proposed by the
     // leader, and its receipt built and signed by the follower.
@@ -377,17 +399,38 @@ async fn three_nodes_form_replicate_and_survive_the_leader() {
         .await;
     assert_eq!(status, 409, "an id in use");
 
-    // Remove node 3: from then on its key opens nothing.
-    let resp = n1
-        .client
-        .delete(n1.url("/v1/cluster/nodes/3"))
-        .bearer_auth(&n1.token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    // Removing a voter needs a majority of the three voters' operators:
+    // node 1's operator alone gets a 202; node 2's approval completes it.
+    // From then on node 3's key opens nothing, and its id is never reused.
+    let delete = |app: &TestApp| {
+        app.client
+            .delete(app.url("/v1/cluster/nodes/3"))
+            .bearer_auth(&app.token)
+            .send()
+    };
+    let resp = delete(&n1).await.unwrap();
+    assert_eq!(resp.status(), 202);
+    let pending: Value = resp.json().await.unwrap();
+    assert_eq!(pending["approved_by"], json!([1]), "{pending}");
+    assert_eq!(pending["needed"], 2, "{pending}");
+    let (_, status) = n1.get_json("/v1/cluster/status").await;
+    assert_eq!(
+        status["voters"],
+        json!([1, 2, 3]),
+        "one operator changed nothing"
+    );
+    let resp = delete(&n2).await.unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
     let (_, status) = n1.get_json("/v1/cluster/status").await;
     assert_eq!(status["voters"], json!([1, 2]), "{status}");
+    assert_eq!(status["learners"], json!([]), "{status}");
+    let (status, body) = n1
+        .post_json(
+            "/v1/cluster/learners",
+            &json!({"node_id": 3, "address": nodes[2].peer}),
+        )
+        .await;
+    assert_eq!(status, 409, "a removed node's id is never reused: {body}");
     for peer in [&nodes[0].peer, &nodes[1].peer] {
         let target = if *peer == nodes[0].peer { 1 } else { 2 };
         eventually(

@@ -1,5 +1,7 @@
 //! Registering content and reading it back.
 
+use base64::Engine;
+use base64::prelude::BASE64_STANDARD;
 use ring::digest::{SHA256, digest};
 use serde_json::Value;
 
@@ -46,8 +48,9 @@ async fn register_images_and_read_them_back() {
             let c = body["iscc"][code].as_str().unwrap_or_default();
             assert!(c.starts_with("ISCC:") && c.len() > 10, "{file} {code}: {c}");
         }
-        assert_eq!(body["ledger"]["index"], i);
-        assert_eq!(body["ledger"]["tree_size"], i + 1);
+        // Leaf 0 is the cluster's formation.
+        assert_eq!(body["ledger"]["index"], i + 1);
+        assert_eq!(body["ledger"]["tree_size"], i + 2);
         verify_receipt(&body, &key);
         receipts.push((file, bytes, body));
     }
@@ -62,7 +65,7 @@ async fn register_images_and_read_them_back() {
     let problem: Value = resp.json().await.unwrap();
     assert_eq!(problem["content_id"], first["content_id"]);
     assert_eq!(problem["status"], 409);
-    assert_eq!(app.checkpoint().await.head.size, 4);
+    assert_eq!(app.checkpoint().await.head.size, 5);
 
     for (_, bytes, body) in &receipts {
         let id = body["content_id"].as_str().unwrap();
@@ -161,7 +164,7 @@ async fn multipart_with_metadata() {
             .contains("not registered"),
         "{problem}"
     );
-    assert_eq!(app.checkpoint().await.head.size, 2);
+    assert_eq!(app.checkpoint().await.head.size, 3);
 }
 
 /// Audio registers with its Audio-Code; a file that is no media registers
@@ -216,28 +219,38 @@ async fn audio_and_other_files_register() {
     verify_receipt(&body, &key);
 }
 
-/// An empty log serves a signed checkpoint of size 0 whose root is the
-/// SHA-256 of nothing, and a verifier key in note format. Without
-/// `--origin` the origin is unique to the cluster: it names its id.
+/// A new node's log holds one leaf, the cluster's formation, which names
+/// the cluster, its origin and the founding node's keys; the checkpoint of
+/// that one-leaf tree is signed, with a verifier key in note format.
+/// Without `--origin` the origin is unique to the cluster: it names its id.
 #[tokio::test]
-async fn empty_log_checkpoint() {
+async fn new_log_starts_with_its_formation() {
     let dir = tempfile::tempdir().unwrap();
     let app = TestApp::start(dir.path()).await;
     let (_, status) = app.get_json("/v1/cluster/status").await;
-    let origin = format!("provreg.local/{}", status["cluster_id"].as_str().unwrap());
+    let cluster_id = status["cluster_id"].as_str().unwrap();
+    let origin = format!("provreg.local/{cluster_id}");
+    let (_, first) = app.get_json("/v1/log/entries/0").await;
+    let leaf = BASE64_STANDARD
+        .decode(first["leaf"].as_str().unwrap())
+        .unwrap();
+    let root = BASE64_STANDARD.encode(registry::merkle::leaf_hash(&leaf).0);
     let note = app.get_text("/v1/log/checkpoint").await;
     assert!(
-        note.starts_with(&format!(
-            "{origin}\n0\n47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\n\n\u{2014} {origin} "
-        )),
+        note.starts_with(&format!("{origin}\n1\n{root}\n\n\u{2014} {origin} ")),
         "{note}"
     );
+    assert_eq!(first["entry"]["type"], "cluster.formed");
+    assert_eq!(first["entry"]["cluster_id"], cluster_id);
+    assert_eq!(first["entry"]["origin"], origin.as_str());
     let key = app.key().await;
+    assert_eq!(first["entry"]["founder"]["checkpoint_key"], key.as_str());
+    assert_eq!(first["entry"]["founder"]["node_id"], 1);
     let parts: Vec<&str> = key.splitn(3, '+').collect();
     assert_eq!(parts.len(), 3);
     assert_eq!(parts[0], origin);
     assert_eq!(parts[1].len(), 8);
-    assert_eq!(app.checkpoint().await.head.size, 0);
+    assert_eq!(app.checkpoint().await.head.size, 1);
 }
 
 /// `--origin` names the log in checkpoints and the key.

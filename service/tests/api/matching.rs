@@ -67,7 +67,7 @@ async fn images_match_by_bytes_and_by_picture() {
 
     assert_eq!(
         app.checkpoint().await.head.size,
-        3,
+        4,
         "match queries store nothing"
     );
 }
