@@ -31,4 +31,4 @@ pub use node::{
     ClusterView, LearnerProgress, MAX_CLOCK_SKEW, MemberView, NodeConfig, NodeStatus, RaftNode,
     Written,
 };
-pub use types::{Command, PeerNode, TypeConfig};
+pub use types::{Command, PeerNode, ProposedLeaf, TypeConfig};

@@ -129,8 +129,8 @@ pub struct MemberView {
 pub struct Written {
     /// The Raft log index of the entry.
     pub log_index: u64,
-    /// What applying it did, identical on every replica.
-    pub outcome: ApplyOutcome,
+    /// What applying each leaf did, in order, identical on every replica.
+    pub outcomes: Vec<ApplyOutcome>,
 }
 
 /// How an added learner stands.
@@ -148,7 +148,7 @@ pub struct LearnerProgress {
 #[derive(Debug, Serialize, Deserialize)]
 struct WriteReply {
     log_index: u64,
-    outcome: ApplyOutcome,
+    outcomes: Vec<ApplyOutcome>,
 }
 
 /// Why the leader did not take a forwarded write.
@@ -332,7 +332,7 @@ impl RaftNode {
                     self.wait_applied(reply.log_index, APPLY_WAIT).await?;
                     return Ok(Written {
                         log_index: reply.log_index,
-                        outcome: reply.outcome,
+                        outcomes: reply.outcomes,
                     });
                 }
                 Err(WriteRefused::Raft(ClientWriteError::ForwardToLeader(forward))) => {
@@ -412,7 +412,7 @@ impl RaftNode {
         match self.raft.client_write(command).await {
             Ok(response) => Ok(WriteReply {
                 log_index: response.log_id.index,
-                outcome: response.data,
+                outcomes: response.data,
             }),
             Err(RaftError::APIError(e)) => Err(WriteRefused::Raft(e)),
             Err(RaftError::Fatal(f)) => Err(WriteRefused::Stopped(f.to_string())),
@@ -819,14 +819,16 @@ enum ForwardFailure {
 /// The leader's clock check: `None` when the command's timestamp is within
 /// [`MAX_CLOCK_SKEW`] of `now` (or cannot be read, which apply rejects).
 fn check_clock(command: &Command, now: OffsetDateTime) -> Option<WriteRefused> {
-    let Ok(Ok(entry)) = LedgerEntry::decode_proposed(&command.leaf) else {
-        return None;
-    };
-    let at = OffsetDateTime::parse(entry.timestamp(), &Rfc3339).ok()?;
-    let skew = (at - now).unsigned_abs();
-    (skew > MAX_CLOCK_SKEW).then(|| WriteRefused::ClockSkew {
-        entry: entry.timestamp().to_owned(),
-        leader: now.format(&Rfc3339).unwrap_or_default(),
+    command.leaves.iter().find_map(|proposed| {
+        let Ok(Ok(entry)) = LedgerEntry::decode_proposed(&proposed.leaf) else {
+            return None;
+        };
+        let at = OffsetDateTime::parse(entry.timestamp(), &Rfc3339).ok()?;
+        let skew = (at - now).unsigned_abs();
+        (skew > MAX_CLOCK_SKEW).then(|| WriteRefused::ClockSkew {
+            entry: entry.timestamp().to_owned(),
+            leader: now.format(&Rfc3339).unwrap_or_default(),
+        })
     })
 }
 
@@ -839,7 +841,9 @@ mod tests {
             r#"{{"v":1,"type":"content.registered","content_id":"0192f0c1-0000-7000-8000-000000000001","registered_at":"{at}","registrant":"operator","media_kind":"other","size":3,"sha256":"{}","iscc":{{"instance":"ISCC:IAA","data":"ISCC:GAA"}},"metadata":{{}}}}"#,
             "ab".repeat(32)
         );
-        Command { leaf, prints: None }
+        Command {
+            leaves: vec![crate::types::ProposedLeaf { leaf, prints: None }],
+        }
     }
 
     /// The leader takes entries stamped within 2 s of its clock, either

@@ -75,43 +75,48 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         while let Some((entry, responder)) = entries.try_next().await? {
             applied_any = true;
             let log_id = entry.log_id();
-            let outcome = match &entry.payload {
-                EntryPayload::Blank => ApplyOutcome::NoLedgerChange,
+            let outcomes = match &entry.payload {
+                EntryPayload::Blank => Vec::new(),
                 EntryPayload::Normal(command) => {
-                    match tx
-                        .apply_leaf(&command.leaf, command.prints.as_deref())
-                        .await
-                    {
-                        Ok(outcome) => outcome,
-                        Err(e @ registry::RegistryError::UnsupportedEntry(_)) => {
-                            // Fail-stop: the batch is not committed, Raft
-                            // stops on the storage error, and a restart with
-                            // a newer build applies the entry from the log.
-                            tracing::error!(raft.index = log_id.index, error = %e, "Stopping: the log holds an entry this build cannot apply.");
-                            return Err(io_err(e));
+                    let mut outcomes = Vec::with_capacity(command.leaves.len());
+                    for proposed in &command.leaves {
+                        let outcome = match tx
+                            .apply_leaf(&proposed.leaf, proposed.prints.as_deref())
+                            .await
+                        {
+                            Ok(outcome) => outcome,
+                            Err(e @ registry::RegistryError::UnsupportedEntry(_)) => {
+                                // Fail-stop: the batch is not committed, Raft
+                                // stops on the storage error, and a restart with
+                                // a newer build applies the entry from the log.
+                                tracing::error!(raft.index = log_id.index, error = %e, "Stopping: the log holds an entry this build cannot apply.");
+                                return Err(io_err(e));
+                            }
+                            Err(e) => return Err(io_err(e)),
+                        };
+                        if let ApplyOutcome::Rejected(rejection) = &outcome {
+                            tracing::info!(raft.index = log_id.index, %rejection, "Entry rejected when applied.");
                         }
-                        Err(e) => return Err(io_err(e)),
+                        outcomes.push(outcome);
                     }
+                    outcomes
                 }
                 EntryPayload::Membership(membership) => {
                     let stored = StoredMembership::new(Some(log_id), membership.clone());
                     marks.last_membership = Some(to_json(&stored)?);
-                    ApplyOutcome::NoLedgerChange
+                    Vec::new()
                 }
             };
             marks.last_applied = Some(to_json(&log_id)?);
-            if let ApplyOutcome::Rejected(rejection) = &outcome {
-                tracing::info!(raft.index = log_id.index, %rejection, "Command rejected when applied.");
-            }
-            replies.push((responder, outcome));
+            replies.push((responder, outcomes));
         }
         if !applied_any {
             return Ok(());
         }
         tx.commit(&marks).await.map_err(io_err)?;
-        for (responder, outcome) in replies {
+        for (responder, outcomes) in replies {
             if let Some(responder) = responder {
-                responder.send(outcome);
+                responder.send(outcomes);
             }
         }
         Ok(())

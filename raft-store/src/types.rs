@@ -6,15 +6,23 @@ use std::fmt;
 use registry::{ApplyOutcome, LedgerEntry};
 use serde::{Deserialize, Deserializer, Serialize};
 
-/// What a client proposes through Raft: the exact bytes of one leaf, and
-/// the JSON of the fingerprints to store beside it (see
-/// [`registry::Prints`]).
+/// What a client proposes through Raft: one or more leaves, each with the
+/// JSON of the fingerprints to store beside it (see [`registry::Prints`]).
+/// The leaves are applied in order, in one transaction, each accepted or
+/// rejected on its own.
 ///
-/// The leaf is produced once, by the proposing node, and every replica (and
+/// A leaf is produced once, by the proposing node, and every replica (and
 /// every later rebuild from the log) appends exactly these bytes: nothing
 /// re-serialises it, so replicas cannot drift apart through encoding.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Command {
+    /// The leaves, in the order they are applied.
+    pub leaves: Vec<ProposedLeaf>,
+}
+
+/// One leaf of a [`Command`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProposedLeaf {
     /// The leaf text, a JSON-encoded [`LedgerEntry`].
     pub leaf: String,
     /// The fingerprints the entry's `prints_sha256` commits to, if any.
@@ -22,48 +30,75 @@ pub struct Command {
     pub prints: Option<String>,
 }
 
-impl Command {
-    /// The command appending `entry`, encoded here, once.
+impl ProposedLeaf {
+    /// The leaf of `entry`, encoded here, once.
     pub fn new(entry: &LedgerEntry, prints: Option<String>) -> registry::Result<Self> {
         Ok(Self {
             leaf: entry.to_leaf()?,
             prints,
         })
     }
+}
+
+impl Command {
+    /// The command appending `entry`.
+    pub fn new(entry: &LedgerEntry, prints: Option<String>) -> registry::Result<Self> {
+        Ok(Self {
+            leaves: vec![ProposedLeaf::new(entry, prints)?],
+        })
+    }
 
     /// Size of the command's payload in bytes, for bounds and caches.
     pub fn payload_len(&self) -> usize {
-        self.leaf.len() + self.prints.as_ref().map_or(0, String::len)
+        self.leaves
+            .iter()
+            .map(|l| l.leaf.len() + l.prints.as_ref().map_or(0, String::len))
+            .sum()
     }
 }
 
-/// Commands written to Raft logs before leaves were carried as bytes hold
-/// the entry as a JSON value; they decode to the leaf those builds produced
-/// when applying, which is `to_leaf` of the same entry.
+/// Commands written to Raft logs by older builds hold one leaf, as its
+/// text (`leaf`) or, older still, as the entry as a JSON value (`entry`),
+/// which decodes to the leaf those builds produced when applying: `to_leaf`
+/// of the same entry.
 impl<'de> Deserialize<'de> for Command {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
         struct Wire {
+            leaves: Option<Vec<ProposedLeaf>>,
             leaf: Option<String>,
             entry: Option<LedgerEntry>,
             prints: Option<String>,
         }
         let wire = Wire::deserialize(deserializer)?;
-        let leaf = match (wire.leaf, wire.entry) {
-            (Some(leaf), None) => leaf,
-            (None, Some(entry)) => entry.to_leaf().map_err(serde::de::Error::custom)?,
-            _ => return Err(serde::de::Error::custom("a command has exactly one leaf")),
+        let leaves = match (wire.leaves, wire.leaf, wire.entry) {
+            (Some(leaves), None, None) if wire.prints.is_none() => leaves,
+            (None, Some(leaf), None) => vec![ProposedLeaf {
+                leaf,
+                prints: wire.prints,
+            }],
+            (None, None, Some(entry)) => vec![ProposedLeaf {
+                leaf: entry.to_leaf().map_err(serde::de::Error::custom)?,
+                prints: wire.prints,
+            }],
+            _ => {
+                return Err(serde::de::Error::custom(
+                    "a command has either leaves, or one leaf or entry",
+                ));
+            }
         };
-        Ok(Self {
-            leaf,
-            prints: wire.prints,
-        })
+        Ok(Self { leaves })
     }
 }
 
 impl fmt::Display for Command {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "append a {}-byte leaf", self.leaf.len())
+        write!(
+            f,
+            "append {} leaves, {} bytes",
+            self.leaves.len(),
+            self.payload_len()
+        )
     }
 }
 
@@ -90,7 +125,7 @@ openraft::declare_raft_types!(
     /// addressed by their peer URL and known by their node key.
     pub TypeConfig:
         D = Command,
-        R = ApplyOutcome,
+        R = Vec<ApplyOutcome>,
         NodeId = u64,
         Node = PeerNode,
 );
@@ -106,22 +141,35 @@ pub(crate) type Snapshot = openraft::alias::SnapshotOf<TypeConfig, registry::Led
 mod tests {
     use super::*;
 
-    /// A command in the old form, with the entry as a value, decodes to the
-    /// leaf the old apply produced; the new form round-trips byte for byte.
+    /// Commands in the old forms (one entry as a value, one leaf) decode to
+    /// the leaf the old apply produced; the new form round-trips byte for
+    /// byte.
     #[test]
     fn old_and_new_commands_decode() {
         let leaf = r#"{"v":1,"type":"content.registered","content_id":"0192f0c1-0000-7000-8000-000000000001","registered_at":"2026-11-21T12:00:00Z","registrant":"operator","media_kind":"other","size":3,"sha256":"abababababababababababababababababababababababababababababababab","iscc":{"instance":"ISCC:IAA","data":"ISCC:GAA"},"metadata":{}}"#;
         let old = format!(r#"{{"entry":{leaf}}}"#);
         let decoded: Command = serde_json::from_str(&old).unwrap();
-        assert_eq!(decoded.leaf, leaf);
+        assert_eq!(decoded.leaves[0].leaf, leaf);
+        let single = format!(
+            r#"{{"leaf":{},"prints":"{{}}"}}"#,
+            serde_json::to_string(leaf).unwrap()
+        );
+        let decoded: Command = serde_json::from_str(&single).unwrap();
+        assert_eq!(decoded.leaves[0].leaf, leaf);
+        assert_eq!(decoded.leaves[0].prints.as_deref(), Some("{}"));
         // Whitespace or member order in a new command survive as sent.
         let odd = leaf.replace(",\"size\"", ", \"size\"");
         let new = serde_json::to_string(&Command {
-            leaf: odd.clone(),
-            prints: None,
+            leaves: vec![ProposedLeaf {
+                leaf: odd.clone(),
+                prints: None,
+            }],
         })
         .unwrap();
-        assert_eq!(serde_json::from_str::<Command>(&new).unwrap().leaf, odd);
+        assert_eq!(
+            serde_json::from_str::<Command>(&new).unwrap().leaves[0].leaf,
+            odd
+        );
         assert!(serde_json::from_str::<Command>("{}").is_err());
     }
 }

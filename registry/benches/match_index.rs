@@ -56,6 +56,7 @@ fn entry(n: u64, image: u64, data: u64) -> LedgerEntry {
         missing_fingerprints: vec![],
         metadata: Metadata::default(),
         prints_sha256: None,
+        claim: None,
     }))
 }
 

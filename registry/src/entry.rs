@@ -44,6 +44,10 @@ pub enum EntryBody {
     /// A file was registered.
     #[serde(rename = "content.registered")]
     ContentRegistered(ContentRegistration),
+    /// A file was registered by its hashes alone, fingerprinted by the
+    /// registrant: a claim, not a lock.
+    #[serde(rename = "content.claimed")]
+    ContentClaimed(ContentClaim),
     /// The cluster was formed: its id, its origin and its first node. The
     /// first leaf of every cluster formed by this build.
     #[serde(rename = "cluster.formed")]
@@ -57,6 +61,93 @@ pub enum EntryBody {
     /// A voter's operator approved a change of the voters.
     #[serde(rename = "membership.approved")]
     MembershipApproved(MembershipApproved),
+}
+
+/// A registration by hash only: the registrant computed the hashes and
+/// codes, the registry never saw the bytes. It never stops the same bytes
+/// from being registered later by upload; that registration names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContentClaim {
+    /// Stable identifier, assigned by the proposing node.
+    pub content_id: String,
+    /// When it was proposed, RFC 3339 UTC.
+    pub claimed_at: String,
+    /// Who registered it.
+    pub registrant: String,
+    /// Who computed the hashes and codes: always the registrant here.
+    pub fingerprinted_by: FingerprintedBy,
+    /// SHA-256 of the file, lowercase hex, as the registrant says.
+    pub sha256: String,
+    /// Size in bytes, as the registrant says.
+    pub size: u64,
+    /// The media type the registrant declared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    /// ISCC units the registrant computed, if any.
+    #[serde(default, skip_serializing_if = "ClaimedIscc::is_empty")]
+    pub iscc: ClaimedIscc,
+    /// What the registrant said about the content.
+    #[serde(default)]
+    pub metadata: Metadata,
+}
+
+/// Who computed a registration's hashes and fingerprints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FingerprintedBy {
+    /// The registry, from the uploaded bytes.
+    Registry,
+    /// The registrant, who sent only the results.
+    Registrant,
+}
+
+/// ISCC units a registrant supplies; any may be missing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimedIscc {
+    /// The composite ISCC-CODE.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// Meta-Code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<String>,
+    /// Instance-Code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    /// Data-Code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+    /// Image-Code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Audio-Code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio: Option<String>,
+    /// Video-Code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video: Option<String>,
+}
+
+impl ClaimedIscc {
+    /// Whether no unit is given.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+impl From<IsccCodes> for ClaimedIscc {
+    fn from(codes: IsccCodes) -> Self {
+        Self {
+            code: codes.code,
+            meta: codes.meta,
+            instance: Some(codes.instance),
+            data: Some(codes.data),
+            image: codes.image,
+            audio: codes.audio,
+            video: codes.video,
+        }
+    }
 }
 
 /// A node as the ledger records it: how to reach it and the keys it signs
@@ -192,6 +283,10 @@ pub struct ContentRegistration {
     /// which is stored beside the leaf rather than in it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prints_sha256: Option<String>,
+    /// The content id of an earlier claim of the same bytes
+    /// (`content.claimed`), which this registration by upload confirms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim: Option<String>,
 }
 
 /// Audio and video fingerprints of a registration: too large for the leaf,
@@ -280,6 +375,7 @@ impl Metadata {
 /// The entry types this build can apply, by their `"type"` tag.
 pub const KNOWN_ENTRY_TYPES: &[&str] = &[
     "content.registered",
+    "content.claimed",
     "cluster.formed",
     "node.added",
     "node.removed",
@@ -306,6 +402,7 @@ impl LedgerEntry {
     pub fn timestamp(&self) -> &str {
         match &self.body {
             EntryBody::ContentRegistered(reg) => &reg.registered_at,
+            EntryBody::ContentClaimed(claim) => &claim.claimed_at,
             EntryBody::ClusterFormed(formed) => &formed.formed_at,
             EntryBody::NodeAdded(added) => &added.added_at,
             EntryBody::NodeRemoved(removed) => &removed.removed_at,
@@ -317,6 +414,7 @@ impl LedgerEntry {
     pub fn type_name(&self) -> &'static str {
         match &self.body {
             EntryBody::ContentRegistered(_) => "content.registered",
+            EntryBody::ContentClaimed(_) => "content.claimed",
             EntryBody::ClusterFormed(_) => "cluster.formed",
             EntryBody::NodeAdded(_) => "node.added",
             EntryBody::NodeRemoved(_) => "node.removed",
@@ -451,6 +549,19 @@ pub enum Rejection {
         /// The failure.
         detail: String,
     },
+    /// The bytes were claimed by hash (`content.claimed`) and a registration
+    /// by upload must name that claim.
+    #[error("these bytes were claimed as {claim_id}; the registration must name the claim")]
+    ClaimNotReferenced {
+        /// The claim.
+        claim_id: String,
+    },
+    /// The registration names a claim that does not exist for its bytes.
+    #[error("there is no claim {content_id} of these bytes")]
+    UnknownClaim {
+        /// The named claim.
+        content_id: String,
+    },
     /// The ledger has entries already, or a cluster formed.
     #[error("the cluster is formed already; cluster.formed can only be the first entry")]
     ClusterAlreadyFormed,
@@ -505,6 +616,7 @@ mod tests {
             missing_fingerprints: vec![],
             metadata: Metadata::default(),
             prints_sha256: None,
+            claim: None,
         }))
     }
 

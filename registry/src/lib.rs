@@ -24,12 +24,13 @@ pub mod metadata;
 mod store;
 
 pub use entry::{
-    ApplyOutcome, Approval, ClusterFormed, ContentRegistration, EntryBody, FEATURE_LEVEL,
-    IsccCodes, LedgerEntry, MembershipApproved, Metadata, NodeAdded, NodeRecord, NodeRemoved,
-    Prints, Rejection,
+    ApplyOutcome, Approval, ClaimedIscc, ClusterFormed, ContentClaim, ContentRegistration,
+    EntryBody, FEATURE_LEVEL, FingerprintedBy, IsccCodes, LedgerEntry, MembershipApproved,
+    Metadata, NodeAdded, NodeRecord, NodeRemoved, Prints, Rejection,
 };
 pub use error::{RegistryError, Result};
 pub use store::{
-    ApplyTx, CodeKind, CodeMatch, ContentRecord, LedgerSnapshot, MAX_INDEXED_DISTANCE, RaftMarks,
-    RecordedNode, Registry, StoredEntry, is_sampled, verify_approval, voters_key,
+    ApplyTx, ClaimRecord, CodeKind, CodeMatch, ContentRecord, LedgerSnapshot, MAX_INDEXED_DISTANCE,
+    RaftMarks, RecordedNode, Registry, StoredEntry, is_sampled, validate_claimed_iscc,
+    verify_approval, voters_key,
 };

@@ -450,7 +450,7 @@ async fn append(state: &AppState, make: impl Fn(String) -> EntryBody) -> ApiResu
     for _ in 0..4 {
         let entry = LedgerEntry::new(make(stamp(state).await?));
         let command = Command::new(&entry, None)?;
-        match state.node.write(command).await?.outcome {
+        match crate::register::single(state.node.write(command).await?.outcomes)? {
             ApplyOutcome::Appended { index, .. } => return Ok(index),
             ApplyOutcome::Rejected(Rejection::TimestampRegressed { .. }) => {}
             ApplyOutcome::Rejected(rejection) => {

@@ -82,10 +82,12 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// The RFC 9457 problem document for this error. An internal error is
+    /// logged here, in full, and described to the client generically.
+    pub fn problem(&self) -> serde_json::Value {
         let status = self.status();
-        let detail = match &self {
+        let detail = match self {
             Self::Internal(e) => {
                 // Logged once, here, with the full chain; the client gets
                 // nothing that could leak internals.
@@ -101,9 +103,17 @@ impl IntoResponse for ApiError {
             "status": status.as_u16(),
             "detail": detail,
         });
-        if let Self::Duplicate { content_id } = &self {
+        if let Self::Duplicate { content_id } = self {
             body["content_id"] = json!(content_id);
         }
+        body
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let body = self.problem();
         let mut response = (status, body.to_string()).into_response();
         let headers = response.headers_mut();
         headers.insert(
@@ -154,7 +164,11 @@ impl From<Rejection> for ApiError {
             Rejection::UnknownDerivedFrom { .. } => Self::BadRequest(r.to_string()),
             // The proposer stamps entries anew and retries; one that still
             // arrives here lost every retry to faster writers.
-            Rejection::TimestampRegressed { .. } => Self::Unavailable(r.to_string()),
+            Rejection::TimestampRegressed { .. } | Rejection::ClaimNotReferenced { .. } => {
+                Self::Unavailable(r.to_string())
+            }
+            // The service names only claims it found.
+            Rejection::UnknownClaim { .. } => Self::Internal(anyhow::anyhow!(r)),
             Rejection::ClusterAlreadyFormed
             | Rejection::NodeIdReused { .. }
             | Rejection::UnknownNode { .. }

@@ -8,6 +8,7 @@
 //! - `routes`: one module per resource (`content`, `log`, `health`).
 //! - `upload`: streaming uploads to disk while hashing.
 //! - `register`: from upload to ledger receipt.
+//! - `batch`: registrations by hash alone, many per Raft entry.
 //! - `matching`: finding registered content like an upload, through indexes.
 //! - `views`: the JSON the API returns.
 //! - `auth`, `error`: the operator extractor and problem+json errors.
@@ -18,6 +19,7 @@
 #![warn(missing_docs)]
 
 mod auth;
+mod batch;
 mod cluster;
 pub mod config;
 mod error;

@@ -73,19 +73,13 @@ pub async fn find_matches(state: &AppState, upload: Received) -> ApiResult<Match
     let fingerprint = fingerprint(state, &upload, &sniffed).await?;
     let mut found: HashMap<String, Candidate> = HashMap::new();
 
-    if let Some(record) = state.registry.content_by_sha256(&sha256).await? {
+    if let Some(content) = crate::views::content_by_sha256(&state.registry, &sha256).await? {
         let exact = Comparison {
             distance: 0.0,
             verdict: Verdict::Same,
             offset_seconds: None,
         };
-        offer(
-            &mut found,
-            record.registration.content_id,
-            exact,
-            "sha256",
-            0.0,
-        );
+        offer(&mut found, content.content_id, exact, "sha256", 0.0);
     }
 
     for (kind, basis, unit) in units(&upload, &fingerprint) {
@@ -169,7 +163,7 @@ pub async fn find_matches(state: &AppState, upload: Received) -> ApiResult<Match
 
     let mut matches = Vec::with_capacity(ranked.len());
     for (content_id, candidate) in ranked {
-        let Some(record) = state.registry.content(&content_id).await? else {
+        let Some(content) = crate::views::content_by_id(&state.registry, &content_id).await? else {
             continue;
         };
         matches.push(MatchView {
@@ -177,7 +171,7 @@ pub async fn find_matches(state: &AppState, upload: Received) -> ApiResult<Match
             distance: candidate.comparison.distance,
             basis: candidate.basis,
             offset_seconds: candidate.comparison.offset_seconds,
-            content: ContentView::new(record.registration, record.ledger_index),
+            content,
         });
     }
     Ok(MatchResponse {

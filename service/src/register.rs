@@ -44,6 +44,12 @@ pub async fn register(state: &AppState, upload: Received) -> ApiResult<Registrat
     } else {
         Some(prints.to_json()?)
     };
+    // A claim of these bytes by hash is confirmed, not blocked, by the upload.
+    let claim = state
+        .registry
+        .claim_by_sha256(&sha256)
+        .await?
+        .map(|c| c.claim.content_id);
     let mut registration = ContentRegistration {
         content_id: uuid::Uuid::now_v7().to_string(),
         registered_at: String::new(),
@@ -56,6 +62,7 @@ pub async fn register(state: &AppState, upload: Received) -> ApiResult<Registrat
         missing_fingerprints: fingerprint.missing.clone(),
         metadata: upload.metadata.clone(),
         prints_sha256: prints.as_deref().map(Prints::digest),
+        claim,
     };
     let content_id = registration.content_id.clone();
     let (index, tree_size) = propose(state, &mut registration, prints).await?;
@@ -94,10 +101,15 @@ async fn propose(
         let entry = LedgerEntry::new(EntryBody::ContentRegistered(registration.clone()));
         let command = Command::new(&entry, prints.clone())?;
         match state.node.write(command).await {
-            Ok(written) => match written.outcome {
+            Ok(written) => match single(written.outcomes)? {
                 ApplyOutcome::Appended { index, tree_size } => return Ok((index, tree_size)),
                 ApplyOutcome::Rejected(rejection @ Rejection::TimestampRegressed { .. }) => {
                     last_rejection = Some(rejection);
+                }
+                // A claim of the same bytes committed meanwhile: name it.
+                ApplyOutcome::Rejected(Rejection::ClaimNotReferenced { claim_id }) => {
+                    registration.claim = Some(claim_id.clone());
+                    last_rejection = Some(Rejection::ClaimNotReferenced { claim_id });
                 }
                 ApplyOutcome::Rejected(rejection) => return Err(rejection.into()),
                 ApplyOutcome::NoLedgerChange => {
@@ -123,6 +135,17 @@ async fn propose(
         || ApiError::Unavailable("the registration could not be committed; retry".into()),
         ApiError::from,
     ))
+}
+
+/// The outcome of a one-leaf command.
+pub(crate) fn single(outcomes: Vec<ApplyOutcome>) -> ApiResult<ApplyOutcome> {
+    let mut outcomes = outcomes.into_iter();
+    match (outcomes.next(), outcomes.next()) {
+        (Some(outcome), None) => Ok(outcome),
+        _ => Err(ApiError::Internal(anyhow::anyhow!(
+            "a one-leaf command was applied as another number of leaves"
+        ))),
+    }
 }
 
 /// A timestamp for a new entry: now, to the second, but never before the

@@ -5,7 +5,7 @@ use base64::Engine;
 use base64::prelude::BASE64_STANDARD;
 use media_fingerprint::{MediaKind, MissingFingerprint};
 use registry::merkle::{Hash, encode_hash};
-use registry::{ContentRegistration, IsccCodes, Metadata};
+use registry::{ClaimedIscc, ContentClaim, ContentRegistration, FingerprintedBy, Metadata};
 use serde::{Deserialize, Serialize};
 
 /// A registered piece of content.
@@ -22,8 +22,10 @@ pub struct ContentView {
     /// Sniffed MIME type.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_type: Option<String>,
-    /// ISCC units in canonical `ISCC:` form.
-    pub iscc: IsccCodes,
+    /// ISCC units in canonical `ISCC:` form. A registration by upload has
+    /// at least the Instance-Code and Data-Code; a claim has what its
+    /// registrant gave.
+    pub iscc: ClaimedIscc,
     /// Fingerprints that could not be computed, and why.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub missing_fingerprints: Vec<MissingFingerprint>,
@@ -35,6 +37,13 @@ pub struct ContentView {
     pub registrant: String,
     /// Leaf index of the registration in the ledger.
     pub ledger_index: u64,
+    /// Who computed the hashes and fingerprints: the registry, from the
+    /// uploaded bytes, or the registrant, who sent only the results (a
+    /// claim by hash, not a lock on the bytes).
+    pub fingerprinted_by: FingerprintedBy,
+    /// For a registration by upload of bytes claimed earlier, the claim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim: Option<String>,
 }
 
 impl ContentView {
@@ -46,14 +55,78 @@ impl ContentView {
             size: reg.size,
             media_kind: reg.media_kind,
             media_type: reg.media_type,
-            iscc: reg.iscc,
+            iscc: reg.iscc.into(),
             missing_fingerprints: reg.missing_fingerprints,
             metadata: reg.metadata,
             registered_at: reg.registered_at,
             registrant: reg.registrant,
             ledger_index,
+            fingerprinted_by: FingerprintedBy::Registry,
+            claim: reg.claim,
         }
     }
+
+    /// The view of a claim by hash at leaf `ledger_index`. Its media kind
+    /// is read from the media type the registrant declared.
+    pub fn from_claim(claim: ContentClaim, ledger_index: u64) -> Self {
+        let declared = claim.media_type.as_deref().unwrap_or_default();
+        let media_kind = match declared.split('/').next() {
+            Some("image") => MediaKind::Image,
+            Some("audio") => MediaKind::Audio,
+            Some("video") => MediaKind::Video,
+            _ => MediaKind::Other,
+        };
+        Self {
+            content_id: claim.content_id,
+            sha256: claim.sha256,
+            size: claim.size,
+            media_kind,
+            media_type: claim.media_type,
+            iscc: claim.iscc,
+            missing_fingerprints: Vec::new(),
+            metadata: claim.metadata,
+            registered_at: claim.claimed_at,
+            registrant: claim.registrant,
+            ledger_index,
+            fingerprinted_by: claim.fingerprinted_by,
+            claim: None,
+        }
+    }
+}
+
+/// The registration or, failing one, the claim with this content id.
+pub async fn content_by_id(
+    registry: &registry::Registry,
+    content_id: &str,
+) -> registry::Result<Option<ContentView>> {
+    if let Some(record) = registry.content(content_id).await? {
+        return Ok(Some(ContentView::new(
+            record.registration,
+            record.ledger_index,
+        )));
+    }
+    Ok(registry
+        .claim(content_id)
+        .await?
+        .map(|c| ContentView::from_claim(c.claim, c.ledger_index)))
+}
+
+/// The registration by upload or, failing one, the claim of the file with
+/// this SHA-256.
+pub async fn content_by_sha256(
+    registry: &registry::Registry,
+    sha256: &str,
+) -> registry::Result<Option<ContentView>> {
+    if let Some(record) = registry.content_by_sha256(sha256).await? {
+        return Ok(Some(ContentView::new(
+            record.registration,
+            record.ledger_index,
+        )));
+    }
+    Ok(registry
+        .claim_by_sha256(sha256)
+        .await?
+        .map(|c| ContentView::from_claim(c.claim, c.ledger_index)))
 }
 
 /// Everything needed to check offline that a leaf is in the log.

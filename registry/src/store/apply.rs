@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::cluster;
-use super::similarity::{self, codes_of, crop_codes};
+use super::similarity::{self, claimed_codes, codes_of, crop_codes};
 use super::{RaftMarks, from_i64, to_i64, with_hashes};
 use crate::entry::{ApplyOutcome, EntryBody, LedgerEntry, Prints, Rejection};
 use crate::{RegistryError, Result};
@@ -188,14 +188,49 @@ impl ApplyTx {
                         content_id: reg.content_id.clone(),
                     }));
                 }
-                for parent in &reg.metadata.derived_from {
-                    if !content_exists(conn, parent).await? {
-                        return Ok(Some(Rejection::UnknownDerivedFrom {
-                            content_id: parent.clone(),
+                match (&reg.claim, claim_id_by_sha256(conn, &reg.sha256).await?) {
+                    (None, None) => {}
+                    (Some(named), Some(found)) if *named == found => {}
+                    (None, Some(claim_id)) => {
+                        return Ok(Some(Rejection::ClaimNotReferenced { claim_id }));
+                    }
+                    (Some(named), _) => {
+                        return Ok(Some(Rejection::UnknownClaim {
+                            content_id: named.clone(),
                         }));
                     }
                 }
-                Ok(None)
+                check_parents(conn, &reg.metadata.derived_from).await
+            }
+            EntryBody::ContentClaimed(claim) => {
+                if claim.sha256.len() != 64
+                    || !claim
+                        .sha256
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+                {
+                    return Ok(Some(Rejection::MalformedEntry {
+                        detail: "sha256 must be 64 lowercase hexadecimal digits".into(),
+                    }));
+                }
+                if let Err(e) = claimed_codes(&claim.iscc) {
+                    return Ok(Some(Rejection::InvalidFingerprint {
+                        content_id: claim.content_id.clone(),
+                        detail: e.to_string(),
+                    }));
+                }
+                if let Some(content_id) = content_id_by_sha256(conn, &claim.sha256).await? {
+                    return Ok(Some(Rejection::DuplicateContent { content_id }));
+                }
+                if let Some(content_id) = claim_id_by_sha256(conn, &claim.sha256).await? {
+                    return Ok(Some(Rejection::DuplicateContent { content_id }));
+                }
+                if content_exists(conn, &claim.content_id).await? {
+                    return Ok(Some(Rejection::ContentIdTaken {
+                        content_id: claim.content_id.clone(),
+                    }));
+                }
+                check_parents(conn, &claim.metadata.derived_from).await
             }
             _ => cluster::check(conn, self.tree_size, entry).await,
         }
@@ -243,6 +278,18 @@ impl ApplyTx {
                 let codes = codes_of(&reg.iscc)?;
                 similarity::index(conn, &reg.content_id, index, &codes, prints).await?;
             }
+            EntryBody::ContentClaimed(claim) => {
+                sqlx::query(
+                    "insert into content_claim (content_id, sha256, ledger_idx) values ($1, $2, $3)",
+                )
+                .bind(&claim.content_id)
+                .bind(&claim.sha256)
+                .bind(to_i64(index)?)
+                .execute(&mut *conn)
+                .await?;
+                let codes = claimed_codes(&claim.iscc)?;
+                similarity::index(conn, &claim.content_id, index, &codes, None).await?;
+            }
             _ => cluster::index(conn, index, entry).await?,
         }
 
@@ -273,6 +320,7 @@ impl ApplyTx {
         for table in [
             "cluster_approval",
             "cluster_node",
+            "content_claim",
             "cluster_info",
             "audio_item",
             "code_band",
@@ -357,10 +405,34 @@ async fn content_id_by_sha256(conn: &mut AnyConnection, sha256: &str) -> Result<
         .transpose()
 }
 
+/// Whether `content_id` names a registration or a claim: ids are unique
+/// across both.
 async fn content_exists(conn: &mut AnyConnection, content_id: &str) -> Result<bool> {
-    let row = sqlx::query("select content_id from content where content_id = $1")
-        .bind(content_id)
+    let row = sqlx::query(
+        "select content_id from content where content_id = $1 union all select content_id from content_claim where content_id = $1",
+    )
+    .bind(content_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.is_some())
+}
+
+async fn claim_id_by_sha256(conn: &mut AnyConnection, sha256: &str) -> Result<Option<String>> {
+    let row = sqlx::query("select content_id from content_claim where sha256 = $1")
+        .bind(sha256)
         .fetch_optional(&mut *conn)
         .await?;
-    Ok(row.is_some())
+    row.map(|r| r.try_get(0).map_err(RegistryError::from))
+        .transpose()
+}
+
+async fn check_parents(conn: &mut AnyConnection, parents: &[String]) -> Result<Option<Rejection>> {
+    for parent in parents {
+        if !content_exists(conn, parent).await? {
+            return Ok(Some(Rejection::UnknownDerivedFrom {
+                content_id: parent.clone(),
+            }));
+        }
+    }
+    Ok(None)
 }

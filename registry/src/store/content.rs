@@ -4,7 +4,7 @@ use sqlx::Row;
 
 use super::{Registry, from_i64};
 use crate::Result;
-use crate::entry::{ContentRegistration, EntryBody};
+use crate::entry::{ContentClaim, ContentRegistration, EntryBody};
 
 /// A registration and where it sits in the log.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,6 +51,50 @@ impl Registry {
         Ok(Some(ContentRecord {
             ledger_index,
             registration,
+        }))
+    }
+}
+
+/// A claim by hash and where it sits in the log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimRecord {
+    /// Leaf index of the claim.
+    pub ledger_index: u64,
+    /// The claim as recorded.
+    pub claim: ContentClaim,
+}
+
+impl Registry {
+    /// The claim recorded under `content_id`.
+    pub async fn claim(&self, content_id: &str) -> Result<Option<ClaimRecord>> {
+        self.claim_where("content_id", content_id).await
+    }
+
+    /// The claim of the file with this SHA-256 (lowercase hex).
+    pub async fn claim_by_sha256(&self, sha256: &str) -> Result<Option<ClaimRecord>> {
+        self.claim_where("sha256", sha256).await
+    }
+
+    async fn claim_where(&self, column: &'static str, value: &str) -> Result<Option<ClaimRecord>> {
+        // `column` is one of two literals above, never user input.
+        let sql = format!(
+            "select e.idx, e.leaf from content_claim c join ledger_entry e on e.idx = c.ledger_idx where c.{column} = $1"
+        );
+        let row = sqlx::query(&sql)
+            .bind(value)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let ledger_index = from_i64(row.try_get(0)?)?;
+        let leaf: String = row.try_get(1)?;
+        let EntryBody::ContentClaimed(claim) = crate::LedgerEntry::from_leaf(&leaf)?.body else {
+            return Err(crate::RegistryError::Corrupt(format!(
+                "claim row points at leaf {ledger_index}, which is not a claim"
+            )));
+        };
+        Ok(Some(ClaimRecord {
+            ledger_index,
+            claim,
         }))
     }
 }

@@ -19,9 +19,11 @@ use sqlx::{AnyPool, Executor, Row};
 
 pub use apply::ApplyTx;
 pub use cluster::{RecordedNode, verify_approval, voters_key};
-pub use content::ContentRecord;
+pub use content::{ClaimRecord, ContentRecord};
 pub use ledger::StoredEntry;
-pub use similarity::{CodeKind, CodeMatch, MAX_INDEXED_DISTANCE, is_sampled};
+pub use similarity::{
+    CodeKind, CodeMatch, MAX_INDEXED_DISTANCE, is_sampled, validate_claimed_iscc,
+};
 pub use snapshot::LedgerSnapshot;
 
 use crate::merkle::{Hash, PrefetchReader};

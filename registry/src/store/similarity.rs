@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::{AnyConnection, Row};
 
 use super::{Registry, to_i64};
-use crate::entry::{IsccCodes, Prints};
+use crate::entry::{ClaimedIscc, IsccCodes, Prints};
 use crate::{RegistryError, Result};
 
 /// Bands per 64-bit code. Probing each band and its one-bit neighbours finds
@@ -83,6 +83,44 @@ pub(crate) fn codes_of(iscc: &IsccCodes) -> Result<Vec<(CodeKind, u64)>> {
                 .map_err(|e| RegistryError::invalid("iscc", format!("{unit}: {e}")))
         })
         .collect()
+}
+
+/// The 64-bit code of each unit a registrant claimed, by kind; every unit
+/// given, indexed or not, must decode.
+pub(crate) fn claimed_codes(iscc: &ClaimedIscc) -> Result<Vec<(CodeKind, u64)>> {
+    for unit in [&iscc.meta, &iscc.instance].into_iter().flatten() {
+        media_fingerprint::iscc::unit_bits64(unit)
+            .map_err(|e| RegistryError::invalid("iscc", format!("{unit}: {e}")))?;
+    }
+    if let Some(code) = &iscc.code {
+        media_fingerprint::iscc::encode_sequence(&[code.as_str()])
+            .and_then(|bytes| media_fingerprint::iscc::decode_sequence(&bytes))
+            .ok()
+            .filter(|_| code.starts_with("ISCC:"))
+            .ok_or_else(|| {
+                RegistryError::invalid("iscc.code", format!("{code} is not an ISCC code"))
+            })?;
+    }
+    let units = [
+        (CodeKind::Image, iscc.image.as_deref()),
+        (CodeKind::Audio, iscc.audio.as_deref()),
+        (CodeKind::Video, iscc.video.as_deref()),
+        (CodeKind::Data, iscc.data.as_deref()),
+    ];
+    units
+        .into_iter()
+        .filter_map(|(kind, unit)| unit.map(|u| (kind, u)))
+        .map(|(kind, unit)| {
+            media_fingerprint::iscc::unit_bits64(unit)
+                .map(|code| (kind, code))
+                .map_err(|e| RegistryError::invalid("iscc", format!("{unit}: {e}")))
+        })
+        .collect()
+}
+
+/// Checks that every unit a registrant claimed decodes, as apply will.
+pub fn validate_claimed_iscc(iscc: &ClaimedIscc) -> Result<()> {
+    claimed_codes(iscc).map(|_| ())
 }
 
 /// The 64-bit codes of the crop Image-Codes in a registration's prints.
@@ -204,8 +242,9 @@ impl Registry {
         let mut matches = Vec::with_capacity(best.len());
         if !best.is_empty() {
             let placeholders: Vec<String> = (1..=best.len()).map(|i| format!("${i}")).collect();
+            // Registrations by upload and claims by hash both index codes.
             let sql = format!(
-                "select ledger_idx, content_id from content where ledger_idx in ({})",
+                "select ledger_idx, content_id from content where ledger_idx in ({0}) union all select ledger_idx, content_id from content_claim where ledger_idx in ({0})",
                 placeholders.join(", ")
             );
             let mut query = sqlx::query(&sql);

@@ -104,6 +104,7 @@ pub(crate) fn registration(n: u32) -> LedgerEntry {
         missing_fingerprints: vec![],
         metadata: Metadata::default(),
         prints_sha256: None,
+        claim: None,
     }))
 }
 
@@ -690,6 +691,101 @@ async fn timestamps_never_go_backwards() {
             ApplyOutcome::Rejected(Rejection::TimestampRegressed { .. })
         ));
         drop(tx);
+        db.drop_db().await;
+    }
+}
+
+fn claim_of(n: u32, content_id: &str) -> LedgerEntry {
+    let EntryBody::ContentRegistered(reg) = registration(n).body else {
+        unreachable!()
+    };
+    LedgerEntry::new(EntryBody::ContentClaimed(crate::ContentClaim {
+        content_id: content_id.into(),
+        claimed_at: "2026-11-21T12:00:00Z".into(),
+        registrant: "operator".into(),
+        fingerprinted_by: crate::FingerprintedBy::Registrant,
+        sha256: reg.sha256,
+        size: reg.size,
+        media_type: Some("audio/flac".into()),
+        iscc: crate::ClaimedIscc {
+            data: Some(reg.iscc.data),
+            ..Default::default()
+        },
+        metadata: Metadata::default(),
+    }))
+}
+
+/// A claim by hash is recorded and indexed for matching, is not a lock on
+/// the bytes (an upload of them is registered, naming the claim, and must
+/// name it), and is refused for bytes registered or claimed already.
+#[tokio::test]
+async fn claims_are_recorded_and_confirmed_by_uploads() {
+    for (reg, db) in backends().await {
+        let claim_id = "0192f0c1-0000-7000-8000-00000000c001";
+        let upload = registration(1);
+        let mut confirming = upload.clone();
+        let EntryBody::ContentRegistered(r) = &mut confirming.body else {
+            unreachable!()
+        };
+        r.claim = Some(claim_id.into());
+        let mut bad_code = claim_of(2, "0192f0c1-0000-7000-8000-00000000c002");
+        let EntryBody::ContentClaimed(c) = &mut bad_code.body else {
+            unreachable!()
+        };
+        c.iscc.image = Some("ISCC:nonsense".into());
+        let outcomes = apply_all(
+            &reg,
+            &[
+                claim_of(1, claim_id),
+                claim_of(1, "0192f0c1-0000-7000-8000-00000000c003"),
+                upload,
+                confirming,
+                claim_of(1, "0192f0c1-0000-7000-8000-00000000c004"),
+                bad_code,
+            ],
+        )
+        .await;
+        assert!(matches!(
+            outcomes[0],
+            ApplyOutcome::Appended { index: 0, .. }
+        ));
+        assert_eq!(
+            outcomes[1],
+            ApplyOutcome::Rejected(Rejection::DuplicateContent {
+                content_id: claim_id.into()
+            })
+        );
+        assert_eq!(
+            outcomes[2],
+            ApplyOutcome::Rejected(Rejection::ClaimNotReferenced {
+                claim_id: claim_id.into()
+            })
+        );
+        assert!(matches!(
+            outcomes[3],
+            ApplyOutcome::Appended { index: 1, .. }
+        ));
+        assert!(matches!(
+            outcomes[4],
+            ApplyOutcome::Rejected(Rejection::DuplicateContent { .. })
+        ));
+        assert!(matches!(
+            outcomes[5],
+            ApplyOutcome::Rejected(Rejection::InvalidFingerprint { .. })
+        ));
+
+        let claim = reg.claim(claim_id).await.unwrap().unwrap();
+        assert_eq!(claim.ledger_index, 0);
+        let sha = claim.claim.sha256.clone();
+        assert_eq!(
+            reg.claim_by_sha256(&sha).await.unwrap().unwrap().claim,
+            claim.claim
+        );
+        let data = media_fingerprint::iscc::unit_bits64(claim.claim.iscc.data.as_deref().unwrap())
+            .unwrap();
+        let found = reg.codes_within(CodeKind::Data, data, 0).await.unwrap();
+        let ids: Vec<&str> = found.iter().map(|m| m.content_id.as_str()).collect();
+        assert!(ids.contains(&claim_id), "{ids:?}");
         db.drop_db().await;
     }
 }

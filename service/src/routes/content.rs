@@ -1,5 +1,6 @@
 //! `/v1/content`: registering and looking up files.
 
+use axum::body::Bytes;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderName, StatusCode};
@@ -12,8 +13,8 @@ use crate::auth::Operator;
 use crate::error::{ApiError, ApiResult};
 use crate::matching::{self, MatchResponse};
 use crate::state::AppState;
-use crate::views::{ContentView, RegistrationReceipt};
-use crate::{register, upload};
+use crate::views::{self, RegistrationReceipt};
+use crate::{batch, register, upload};
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
@@ -28,6 +29,11 @@ pub(super) fn router() -> Router<AppState> {
         .route(
             "/v1/content/match",
             post(match_content).layer(DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/v1/content/batch",
+            // 1,000 items with metadata fit well within 16 MiB.
+            post(post_content_batch).layer(DefaultBodyLimit::max(16 * 1024 * 1024)),
         )
         .route("/v1/content/{content_id}", get(get_content))
 }
@@ -45,6 +51,17 @@ async fn post_content(
     let received = upload::receive(&state, request).await?;
     let receipt = register::register(&state, received).await?;
     Ok((StatusCode::CREATED, Json(receipt)))
+}
+
+/// Registers up to 1,000 files by their hashes alone; 200 with one result
+/// per item, in order.
+async fn post_content_batch(
+    State(state): State<AppState>,
+    _operator: Operator,
+    body: Bytes,
+) -> ApiResult<Json<batch::BatchResponse>> {
+    let items = batch::parse_items(&body)?;
+    Ok(Json(batch::register_batch(&state, items).await?))
 }
 
 /// Registered content that is the same as or similar to the uploaded file,
@@ -106,15 +123,10 @@ async fn get_content(
         )));
     }
     let consistency = prepare_read(&state, options.consistency).await?;
-    let record = state
-        .registry
-        .content(&id)
+    let content = views::content_by_id(&state.registry, &id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no content with id {id}")))?;
-    Ok((
-        consistency,
-        Json(ContentView::new(record.registration, record.ledger_index)),
-    ))
+    Ok((consistency, Json(content)))
 }
 
 #[derive(Deserialize)]
@@ -141,13 +153,8 @@ async fn find_content(
         ));
     }
     let consistency = prepare_read(&state, consistency).await?;
-    let record = state
-        .registry
-        .content_by_sha256(&sha256)
+    let content = views::content_by_sha256(&state.registry, &sha256)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no content with sha256 {sha256}")))?;
-    Ok((
-        consistency,
-        Json(ContentView::new(record.registration, record.ledger_index)),
-    ))
+    Ok((consistency, Json(content)))
 }

@@ -3,6 +3,7 @@
 // Helpers outside #[test] functions panic on purpose: a failed step fails the test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod batch;
 mod cluster;
 mod compose;
 mod content;

@@ -1,0 +1,284 @@
+//! `POST /v1/content/batch`: registrations by hash alone, for registrants
+//! that fingerprint their files themselves.
+//!
+//! Each valid item becomes a `content.claimed` leaf; all of a request's
+//! leaves travel in one Raft command and are applied in one transaction,
+//! each accepted or rejected on its own. A claim says
+//! `"fingerprinted_by": "registrant"` and is not a lock: the same bytes can
+//! still be registered by upload, and that registration names the claim.
+
+use std::collections::HashMap;
+
+use axum::http::StatusCode;
+use raft_store::{Command, ProposedLeaf, StoreError};
+use registry::{
+    ApplyOutcome, ClaimedIscc, ContentClaim, EntryBody, FingerprintedBy, LedgerEntry, Metadata,
+    Rejection,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{ApiError, ApiResult};
+use crate::register::stamp;
+use crate::state::AppState;
+use crate::views::{ContentView, LedgerReceipt, RegistrationReceipt};
+
+/// Most items in one request.
+pub const MAX_ITEMS: usize = 1000;
+
+/// Who claims are attributed to until parties exist.
+const OPERATOR: &str = "operator";
+
+/// One item of the request.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Item {
+    sha256: String,
+    size: u64,
+    #[serde(default)]
+    media_type: Option<String>,
+    #[serde(default)]
+    iscc: Option<ClaimedIscc>,
+    #[serde(default)]
+    metadata: Option<Metadata>,
+}
+
+/// One item's result, in request order.
+#[derive(Debug, Serialize)]
+pub struct ItemResult {
+    status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    receipt: Option<RegistrationReceipt>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    problem: Option<Value>,
+}
+
+impl ItemResult {
+    fn problem(error: &ApiError) -> Self {
+        Self {
+            status: error.status().as_u16(),
+            receipt: None,
+            problem: Some(error.problem()),
+        }
+    }
+}
+
+/// The 200 body.
+#[derive(Debug, Serialize)]
+pub struct BatchResponse {
+    results: Vec<ItemResult>,
+}
+
+/// Checks one item and builds its claim; the error is the item's 400 or
+/// 409.
+async fn claim_of(state: &AppState, raw: Value, at: &str) -> ApiResult<ContentClaim> {
+    let item: Item =
+        serde_json::from_value(raw).map_err(|e| ApiError::BadRequest(format!("item: {e}")))?;
+    let sha256 = item.sha256.to_ascii_lowercase();
+    if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ApiError::BadRequest(
+            "sha256 must be 64 hexadecimal digits".into(),
+        ));
+    }
+    if let Some(media_type) = &item.media_type {
+        let valid = media_type.len() <= 255
+            && media_type.split_once('/').is_some_and(|(a, b)| {
+                !a.is_empty()
+                    && !b.is_empty()
+                    && media_type
+                        .bytes()
+                        .all(|c| c.is_ascii_alphanumeric() || b"/!#$&-^_.+".contains(&c))
+            });
+        if !valid {
+            return Err(ApiError::BadRequest(format!(
+                "media_type {media_type:?} is not a media type such as audio/flac"
+            )));
+        }
+    }
+    let iscc = item.iscc.unwrap_or_default();
+    registry::validate_claimed_iscc(&iscc)?;
+    let metadata = item.metadata.unwrap_or_default().normalised()?;
+    if let Some(found) = crate::views::content_by_sha256(&state.registry, &sha256).await? {
+        return Err(ApiError::Duplicate {
+            content_id: found.content_id,
+        });
+    }
+    Ok(ContentClaim {
+        content_id: uuid::Uuid::now_v7().to_string(),
+        claimed_at: at.to_owned(),
+        registrant: OPERATOR.to_owned(),
+        fingerprinted_by: FingerprintedBy::Registrant,
+        sha256,
+        size: item.size,
+        media_type: item.media_type.map(|t| t.to_ascii_lowercase()),
+        iscc,
+        metadata,
+    })
+}
+
+/// Registers every valid item; answers each in request order.
+pub async fn register_batch(state: &AppState, items: Vec<Value>) -> ApiResult<BatchResponse> {
+    if items.is_empty() || items.len() > MAX_ITEMS {
+        return Err(ApiError::BadRequest(format!(
+            "a batch holds 1 to {MAX_ITEMS} items, this one {}",
+            items.len()
+        )));
+    }
+    let at = stamp(state).await?;
+    let mut results: Vec<Option<ItemResult>> = Vec::with_capacity(items.len());
+    let mut claims: Vec<(usize, ContentClaim)> = Vec::new();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for (position, raw) in items.into_iter().enumerate() {
+        match claim_of(state, raw, &at).await {
+            Ok(claim) => {
+                if let Some(first) = seen.get(&claim.sha256) {
+                    results.push(Some(ItemResult::problem(&ApiError::Conflict(format!(
+                        "item {first} of this batch has the same sha256"
+                    )))));
+                    continue;
+                }
+                seen.insert(claim.sha256.clone(), position);
+                claims.push((position, claim));
+                results.push(None);
+            }
+            Err(e) => results.push(Some(ItemResult::problem(&e))),
+        }
+    }
+    if !claims.is_empty() {
+        let outcomes = propose(state, &mut claims).await?;
+        let tree_size = outcomes
+            .iter()
+            .filter_map(|o| match o {
+                ApplyOutcome::Appended { tree_size, .. } => Some(*tree_size),
+                _ => None,
+            })
+            .max();
+        let checkpoint = match tree_size {
+            Some(size) => {
+                let head = state.registry.tree_head(Some(size)).await?;
+                let note = state.signer()?.sign_checkpoint(&head)?;
+                Some((head, note))
+            }
+            None => None,
+        };
+        for ((position, claim), outcome) in claims.into_iter().zip(outcomes) {
+            results[position] = Some(match outcome {
+                ApplyOutcome::Appended { index, .. } => {
+                    let (head, note) = checkpoint.clone().ok_or_else(|| {
+                        ApiError::Internal(anyhow::anyhow!("an appended claim without a tree size"))
+                    })?;
+                    let (root, proof) = state.registry.inclusion_proof(index, head.size).await?;
+                    let leaf =
+                        LedgerEntry::new(EntryBody::ContentClaimed(claim.clone())).to_leaf()?;
+                    ItemResult {
+                        status: StatusCode::CREATED.as_u16(),
+                        receipt: Some(RegistrationReceipt {
+                            content: ContentView::from_claim(claim, index),
+                            ledger: LedgerReceipt::new(index, head.size, root, &proof, &leaf, note),
+                        }),
+                        problem: None,
+                    }
+                }
+                ApplyOutcome::Rejected(rejection) => ItemResult::problem(&rejection.into()),
+                ApplyOutcome::NoLedgerChange => ItemResult::problem(&ApiError::Internal(
+                    anyhow::anyhow!("a claim was applied without a ledger change"),
+                )),
+            });
+        }
+    }
+    let results = results
+        .into_iter()
+        .map(|r| r.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("a batch item got no result"))))
+        .collect::<ApiResult<Vec<_>>>()?;
+    tracing::info!(
+        batch.items = results.len(),
+        batch.registered = results.iter().filter(|r| r.status == 201).count(),
+        "Registered a batch of claims."
+    );
+    Ok(BatchResponse { results })
+}
+
+/// Proposes the claims as one command; stamps them anew and proposes again
+/// if faster writers moved the ledger's time past their stamp, and settles
+/// an unknown outcome with a linearizable lookup of their ids.
+async fn propose(
+    state: &AppState,
+    claims: &mut [(usize, ContentClaim)],
+) -> ApiResult<Vec<ApplyOutcome>> {
+    for _ in 0..4 {
+        let leaves = claims
+            .iter()
+            .map(|(_, claim)| {
+                ProposedLeaf::new(
+                    &LedgerEntry::new(EntryBody::ContentClaimed(claim.clone())),
+                    None,
+                )
+            })
+            .collect::<registry::Result<Vec<_>>>()?;
+        match state.node.write(Command { leaves }).await {
+            Ok(written) => {
+                let regressed = written.outcomes.iter().any(|o| {
+                    matches!(
+                        o,
+                        ApplyOutcome::Rejected(Rejection::TimestampRegressed { .. })
+                    )
+                });
+                if !regressed {
+                    return Ok(written.outcomes);
+                }
+            }
+            Err(StoreError::OutcomeUnknown(why)) => {
+                tracing::warn!(reason = %why, "A batch's outcome is unknown; looking it up.");
+                state.node.linearize().await?;
+                let mut outcomes = Vec::with_capacity(claims.len());
+                let mut any = false;
+                for (_, claim) in claims.iter() {
+                    match state.registry.claim(&claim.content_id).await? {
+                        Some(found) => {
+                            any = true;
+                            outcomes.push(ApplyOutcome::Appended {
+                                index: found.ledger_index,
+                                tree_size: found.ledger_index + 1,
+                            });
+                        }
+                        None => {
+                            outcomes.push(ApplyOutcome::Rejected(duplicate_of(state, claim).await?))
+                        }
+                    }
+                }
+                if any {
+                    return Ok(outcomes);
+                }
+                // Nothing of it committed, and now it never will: again.
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let at = stamp(state).await?;
+        for (_, claim) in claims.iter_mut() {
+            claim.claimed_at = at.clone();
+        }
+    }
+    Err(ApiError::Unavailable(
+        "the batch could not be committed; retry".into(),
+    ))
+}
+
+/// Why a claim of a committed batch is not in the ledger: its bytes were
+/// registered or claimed first.
+async fn duplicate_of(state: &AppState, claim: &ContentClaim) -> ApiResult<Rejection> {
+    let found = crate::views::content_by_sha256(&state.registry, &claim.sha256).await?;
+    Ok(Rejection::DuplicateContent {
+        content_id: found.map_or_else(|| claim.content_id.clone(), |c| c.content_id),
+    })
+}
+
+/// The request's items; a body that is not a JSON array is refused whole.
+pub fn parse_items(body: &[u8]) -> ApiResult<Vec<Value>> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Array(items)) => Ok(items),
+        Ok(_) => Err(ApiError::BadRequest(
+            "the body must be a JSON array of items".into(),
+        )),
+        Err(e) => Err(ApiError::BadRequest(format!("the body is not JSON: {e}"))),
+    }
+}
