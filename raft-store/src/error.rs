@@ -39,6 +39,14 @@ pub enum StoreError {
         /// The bound.
         max_skew_ms: u64,
     },
+    /// A command over [`crate::MAX_COMMAND_BYTES`]; nothing was proposed.
+    #[error("a command of {len} bytes is over the bound of {max} bytes")]
+    CommandTooLarge {
+        /// Its payload size.
+        len: usize,
+        /// The bound.
+        max: usize,
+    },
     /// A membership change was refused; the membership is unchanged.
     #[error("membership change refused: {0}")]
     Membership(String),

@@ -28,7 +28,7 @@ mod types;
 pub use error::{Result, StoreError};
 pub use network::{BoxFuture, Rpc, Transport};
 pub use node::{
-    ClusterView, LearnerProgress, MAX_CLOCK_SKEW, MemberView, NodeConfig, NodeStatus, RaftNode,
-    Written,
+    ClusterView, LearnerProgress, MAX_CLOCK_SKEW, MAX_COMMAND_BYTES, MemberView, NodeConfig,
+    NodeStatus, RaftNode, Written,
 };
 pub use types::{Command, PeerNode, ProposedLeaf, TypeConfig};

@@ -33,6 +33,12 @@ use crate::{Result, StoreError};
 /// larger gap means a wrong clock, and time in the ledger must be trustworthy.
 pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(2);
 
+/// The largest Raft command accepted, in payload bytes (leaves and prints).
+/// Every replica holds a command in memory while it is replicated and
+/// applied, and raft-log frames records up to 256 MiB; 16 MiB keeps a
+/// command's cost bounded on every node.
+pub const MAX_COMMAND_BYTES: usize = 16 * 1024 * 1024;
+
 /// How many times a write follows a leader change before giving up.
 const MAX_HOPS: usize = 4;
 
@@ -308,6 +314,13 @@ impl RaftNode {
     /// A [`StoreError::OutcomeUnknown`] means the command may or may not
     /// have committed: look up what it would have made before retrying.
     pub async fn write(&self, command: Command) -> Result<Written> {
+        let len = command.payload_len();
+        if len > MAX_COMMAND_BYTES {
+            return Err(StoreError::CommandTooLarge {
+                len,
+                max: MAX_COMMAND_BYTES,
+            });
+        }
         let mut target: Option<(u64, String)> = None;
         for _hop in 0..MAX_HOPS {
             let reply = match &target {
@@ -404,6 +417,12 @@ impl RaftNode {
     /// Proposes on this node, which must lead; the leader's own checks
     /// (the clock bound) run first.
     async fn propose_here(&self, command: Command) -> Result<WriteReply, WriteRefused> {
+        if command.payload_len() > MAX_COMMAND_BYTES {
+            return Err(WriteRefused::Stopped(format!(
+                "a command of {} bytes is over the bound of {MAX_COMMAND_BYTES}",
+                command.payload_len()
+            )));
+        }
         if self.raft.is_leader()
             && let Some(refused) = check_clock(&command, OffsetDateTime::now_utc())
         {

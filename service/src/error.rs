@@ -152,6 +152,7 @@ impl From<StoreError> for ApiError {
             | StoreError::ClockSkew { .. }
             | StoreError::OutcomeUnknown(_) => Self::Unavailable(e.to_string()),
             StoreError::Membership(reason) => Self::Conflict(reason),
+            StoreError::CommandTooLarge { .. } => Self::BadRequest(e.to_string()),
             other => Self::Internal(other.into()),
         }
     }

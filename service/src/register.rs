@@ -2,7 +2,7 @@
 
 use std::io::BufReader;
 
-use media_fingerprint::{ContentFingerprint, Sniffed};
+use media_fingerprint::{ContentFingerprint, MissingFingerprint, Sniffed};
 use raft_store::{Command, StoreError};
 use registry::checkpoint::TreeHead;
 use registry::{
@@ -39,10 +39,30 @@ pub async fn register(state: &AppState, upload: Received) -> ApiResult<Registrat
         video: fingerprint.video.clone(),
         image_crops: fingerprint.image_crop_codes.clone(),
     };
+    let mut missing = fingerprint.missing.clone();
     let prints = if prints.is_empty() {
         None
     } else {
-        Some(prints.to_json()?)
+        let json = prints.to_json()?;
+        // The leaf and its registration fields take a few kilobytes; the
+        // rest of a command is the prints.
+        if json.len() > raft_store::MAX_COMMAND_BYTES - PRINTS_MARGIN {
+            tracing::warn!(
+                prints.bytes = json.len(),
+                "Prints too large for one command; registering without them."
+            );
+            missing.push(MissingFingerprint {
+                fingerprint: "prints".to_owned(),
+                reason: format!(
+                    "the audio and video fingerprints take {} bytes, over the {} bytes a ledger command may hold; matching uses the ISCC codes",
+                    json.len(),
+                    raft_store::MAX_COMMAND_BYTES - PRINTS_MARGIN
+                ),
+            });
+            None
+        } else {
+            Some(json)
+        }
     };
     // A claim of these bytes by hash is confirmed, not blocked, by the upload.
     let claim = state
@@ -59,7 +79,7 @@ pub async fn register(state: &AppState, upload: Received) -> ApiResult<Registrat
         size: upload.exact.size,
         sha256,
         iscc: iscc_codes(&upload, &fingerprint)?,
-        missing_fingerprints: fingerprint.missing.clone(),
+        missing_fingerprints: missing,
         metadata: upload.metadata.clone(),
         prints_sha256: prints.as_deref().map(Prints::digest),
         claim,
@@ -80,6 +100,9 @@ pub async fn register(state: &AppState, upload: Received) -> ApiResult<Registrat
         ledger,
     })
 }
+
+/// Room left in a command for everything but the prints.
+const PRINTS_MARGIN: usize = 1024 * 1024;
 
 /// How many times a registration is stamped anew and proposed again when
 /// faster writers moved the ledger's time past its stamp.
