@@ -222,6 +222,18 @@ impl RaftNode {
         transport: Arc<dyn Transport>,
     ) -> Result<Self> {
         std::fs::create_dir_all(&config.dir)?;
+        // Snapshots interrupted by a crash leave temporary files behind;
+        // none is ever read.
+        for entry in std::fs::read_dir(&config.dir)? {
+            let path = entry?.path();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            if name.starts_with("snapshot.") && name.ends_with(".tmp") {
+                std::fs::remove_file(&path)?;
+            }
+        }
         let log = LogStore::open(&config.dir.join("log"))?;
         let sm = StateMachine::new(registry, config.dir.join("snapshot.json"));
         let raft_config = openraft::Config {
@@ -579,6 +591,7 @@ impl RaftNode {
             Rpc::Vote => encode(&self.raft.vote(decode(body)?).await),
             Rpc::Snapshot => {
                 let req: SnapshotRequest = decode(body)?;
+                self.check_snapshot(&req)?;
                 let snapshot = openraft::alias::SnapshotOf::<TypeConfig, registry::LedgerSnapshot> {
                     meta: req.meta,
                     snapshot: req.data,
@@ -588,6 +601,40 @@ impl RaftNode {
             Rpc::Write => encode(&self.propose_here(decode(body)?).await),
             Rpc::ReadIndex => encode(&self.leader_read_index().await),
         }
+    }
+
+    /// Refuses a snapshot that openraft would panic on, or that would stop
+    /// the state machine, before it reaches `install_full_snapshot`: one
+    /// without a last log id, one whose last log id is beyond the sender's
+    /// vote, one that contradicts what this node has committed, and one
+    /// whose leaves do not decode. Nothing is changed by a refusal.
+    fn check_snapshot(&self, req: &SnapshotRequest) -> Result<()> {
+        use openraft::vote::RaftLeaderId;
+        let bad = |why: String| Err(StoreError::BadMessage(format!("snapshot refused: {why}")));
+        let Some(last) = req.meta.last_log_id else {
+            return bad("it has no last log id".into());
+        };
+        if *last.committed_leader_id() > req.vote.leader_id().to_committed() {
+            return bad(format!(
+                "its last log id {last} is beyond the sender's vote {}",
+                req.vote
+            ));
+        }
+        let m = self.raft.metrics().borrow_watched().clone();
+        if let Some(committed) = m.local_committed
+            && last > committed
+            && last.index <= committed.index
+        {
+            return bad(format!(
+                "its last log id {last} contradicts the committed log id {committed} here"
+            ));
+        }
+        for (index, leaf) in req.data.leaves.iter().enumerate() {
+            if let Err(e) = LedgerEntry::from_leaf(leaf) {
+                return bad(format!("leaf {index}: {e}"));
+            }
+        }
+        Ok(())
     }
 
     /// The membership as this node knows it, with replication progress when
@@ -863,6 +910,103 @@ mod tests {
         Command {
             leaves: vec![crate::types::ProposedLeaf { leaf, prints: None }],
         }
+    }
+
+    /// A transport for a node with no peers.
+    struct NoPeers;
+
+    impl Transport for NoPeers {
+        fn call(
+            &self,
+            _target: u64,
+            _addr: String,
+            _rpc: Rpc,
+            _body: Vec<u8>,
+        ) -> crate::BoxFuture<'_, std::io::Result<Vec<u8>>> {
+            Box::pin(async { Err(std::io::Error::other("no peers")) })
+        }
+    }
+
+    fn bump_terms(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, v) in map.iter_mut() {
+                    if key == "term" {
+                        *v = serde_json::json!(99);
+                    } else {
+                        bump_terms(v);
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(bump_terms),
+            _ => {}
+        }
+    }
+
+    /// Snapshots that openraft would panic on, or whose leaves would stop
+    /// the state machine, are refused as bad messages and change nothing.
+    #[tokio::test]
+    async fn bad_snapshots_are_refused_before_install() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/registry.db?mode=rwc", dir.path().display());
+        let registry = Registry::connect(&url).await.unwrap();
+        let node = RaftNode::start(
+            NodeConfig {
+                node_id: 1,
+                advertise_addr: "http://127.0.0.1:1".into(),
+                node_key: String::new(),
+                dir: dir.path().join("raft"),
+            },
+            registry.clone(),
+            Arc::new(NoPeers),
+        )
+        .await
+        .unwrap();
+        node.initialize_single().await.unwrap();
+        node.wait_for_leader(Duration::from_secs(10)).await.unwrap();
+        node.wait_applied(1, Duration::from_secs(10)).await.unwrap();
+        let m = node.raft.metrics().borrow_watched().clone();
+        let applied = m.last_applied.unwrap();
+        let request = |last_log_id, leaves: Vec<String>| {
+            serde_json::to_vec(&SnapshotRequest {
+                vote: m.vote,
+                meta: crate::types::SnapshotMeta {
+                    last_log_id,
+                    last_membership: (*m.membership_config).clone(),
+                },
+                data: registry::LedgerSnapshot {
+                    last_applied: None,
+                    last_membership: None,
+                    leaves,
+                    prints: Default::default(),
+                },
+            })
+            .unwrap()
+        };
+        let mut beyond = serde_json::to_value(applied).unwrap();
+        bump_terms(&mut beyond);
+        let beyond = serde_json::from_value(beyond).unwrap();
+        let ahead = openraft::LogId {
+            index: applied.index + 5,
+            ..applied
+        };
+        for (body, why) in [
+            (request(None, vec![]), "no last log id"),
+            (request(Some(beyond), vec![]), "beyond the sender's vote"),
+            (request(Some(ahead), vec!["not a leaf".into()]), "leaf 0"),
+        ] {
+            match node.handle_rpc(Rpc::Snapshot, &body).await {
+                Err(StoreError::BadMessage(message)) => {
+                    assert!(message.contains(why), "{message}")
+                }
+                other => panic!(
+                    "{why}: {:?}",
+                    other.map(|b| String::from_utf8_lossy(&b).into_owned())
+                ),
+            }
+        }
+        assert_eq!(node.status().state, "leader", "the node is still running");
+        node.shutdown().await.unwrap();
     }
 
     /// The leader takes entries stamped within 2 s of its clock, either

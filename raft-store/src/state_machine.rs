@@ -189,7 +189,11 @@ struct SnapshotFileRef<'a> {
 fn save_snapshot(path: &Path, meta: &SnapshotMeta, data: &LedgerSnapshot) -> io::Result<()> {
     use std::io::Write;
     let bytes = serde_json::to_vec(&SnapshotFileRef { meta, data }).map_err(io_err)?;
-    let tmp = path.with_extension("tmp");
+    // A temporary name of its own for every write: a snapshot being built
+    // and one being installed must never share one.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("{}.{n}.tmp", std::process::id()));
     {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(&bytes)?;
