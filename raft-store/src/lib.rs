@@ -3,14 +3,16 @@
 //! The Raft log lives in raft-log (fsynced before openraft counts an entry as
 //! stored); committed entries are applied to the [`registry`] by the state
 //! machine, one database transaction per batch together with the last
-//! applied log id; snapshots are the ledger's leaves. openraft's types stay
+//! applied log id; snapshots are the ledger's leaves in a file, streamed
+//! between nodes in chunks. openraft's types stay
 //! inside this crate: the service sees [`RaftNode`] and opaque RPC bodies.
 //!
 //! # Layout
 //! - `types`: the openraft type configuration and [`Command`].
 //! - `codec`: how values are framed in raft-log.
 //! - [`log_store`]: the durable Raft log.
-//! - [`state_machine`]: applying to the registry; snapshots.
+//! - [`state_machine`]: applying to the registry.
+//! - [`snapshot`]: snapshot files, built, sent and installed in pieces.
 //! - `network`: RPC encoding over a service-provided [`Transport`].
 //! - `node`: [`RaftNode`], the handle the service uses.
 //! - `error`: [`StoreError`].
@@ -22,6 +24,7 @@ mod error;
 pub mod log_store;
 mod network;
 mod node;
+pub mod snapshot;
 pub mod state_machine;
 mod types;
 

@@ -9,17 +9,20 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::snapshot::SnapshotFile;
 use openraft::RaftNetworkV2;
 use openraft::errors::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
 };
-use registry::LedgerSnapshot;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::snapshot::CHUNK_BYTES;
 use crate::types::{PeerNode, SnapshotMeta, TypeConfig, Vote};
 
 /// The kinds of message nodes exchange.
@@ -81,12 +84,44 @@ pub trait Transport: Send + Sync + 'static {
     ) -> BoxFuture<'_, io::Result<Vec<u8>>>;
 }
 
-/// The body of a snapshot RPC.
-#[derive(Serialize, Deserialize)]
-pub(crate) struct SnapshotRequest {
+/// What precedes each chunk of a snapshot: which transfer it belongs to
+/// and where the chunk goes.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct ChunkHeader {
+    /// The sending leader's vote.
     pub(crate) vote: Vote,
+    /// What the snapshot covers.
     pub(crate) meta: SnapshotMeta,
-    pub(crate) data: LedgerSnapshot,
+    /// Identifies one transfer: hexadecimal, chosen by the sender.
+    pub(crate) transfer: String,
+    /// Where the chunk starts in the snapshot file.
+    pub(crate) offset: u64,
+    /// Whether this is the last chunk.
+    pub(crate) done: bool,
+}
+
+/// The receiver's answer to a chunk: the installed snapshot's response
+/// after the last one, nothing before it, or why it was refused.
+pub(crate) type ChunkReply = Result<Option<SnapshotResponse<TypeConfig>>, String>;
+
+/// A chunk on the wire: a 4-byte big-endian header length, the header as
+/// JSON, then the chunk's bytes as they are.
+pub(crate) fn frame(header: &ChunkHeader, chunk: &[u8]) -> io::Result<Vec<u8>> {
+    let head = serde_json::to_vec(header).map_err(io::Error::other)?;
+    let len = u32::try_from(head.len()).map_err(io::Error::other)?;
+    let mut body = Vec::with_capacity(4 + head.len() + chunk.len());
+    body.extend_from_slice(&len.to_be_bytes());
+    body.extend_from_slice(&head);
+    body.extend_from_slice(chunk);
+    Ok(body)
+}
+
+/// Splits a framed chunk; `None` if it is not one.
+pub(crate) fn unframe(body: &[u8]) -> Option<(ChunkHeader, &[u8])> {
+    let len = u32::from_be_bytes(body.get(..4)?.try_into().ok()?) as usize;
+    let head = body.get(4..4 + len)?;
+    let header = serde_json::from_slice(head).ok()?;
+    Some((header, &body[4 + len..]))
 }
 
 /// What a node answers: the RPC's own result, or its error, both encoded.
@@ -123,6 +158,14 @@ impl Peer {
         req: &Req,
     ) -> Result<Resp, RPCError<TypeConfig>> {
         let body = serde_json::to_vec(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        self.send_bytes(rpc, body).await
+    }
+
+    async fn send_bytes<Resp: DeserializeOwned>(
+        &self,
+        rpc: Rpc,
+        body: Vec<u8>,
+    ) -> Result<Resp, RPCError<TypeConfig>> {
         let reply = self
             .transport
             .call(self.target, self.addr.clone(), rpc, body)
@@ -140,7 +183,7 @@ fn remote<E: std::error::Error + 'static>(target: u64, e: E) -> RPCError<TypeCon
 }
 
 impl RaftNetworkV2<TypeConfig> for Peer {
-    type SnapshotData = LedgerSnapshot;
+    type SnapshotData = SnapshotFile;
 
     async fn append_entries(
         &mut self,
@@ -167,20 +210,48 @@ impl RaftNetworkV2<TypeConfig> for Peer {
     async fn full_snapshot(
         &mut self,
         vote: Vote,
-        snapshot: openraft::alias::SnapshotOf<TypeConfig, LedgerSnapshot>,
+        snapshot: openraft::alias::SnapshotOf<TypeConfig, SnapshotFile>,
         _cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
         _option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
-        let req = SnapshotRequest {
-            vote,
-            meta: snapshot.meta,
-            data: snapshot.snapshot,
-        };
-        let reply: Reply<SnapshotResponse<TypeConfig>, openraft::errors::Fatal<TypeConfig>> =
-            self.send(Rpc::Snapshot, &req).await.map_err(|e| match e {
-                RPCError::Unreachable(u) => StreamingError::Unreachable(u),
-                other => StreamingError::Network(NetworkError::new(&other)),
-            })?;
-        reply.map_err(|e| StreamingError::Network(NetworkError::new(&e)))
+        let network = |e: io::Error| StreamingError::Network(NetworkError::new(&e));
+        static TRANSFERS: AtomicU64 = AtomicU64::new(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let transfer = format!("{nanos:x}{:x}", TRANSFERS.fetch_add(1, Ordering::Relaxed));
+        let meta = snapshot.meta;
+        let mut file = snapshot.snapshot;
+        let mut offset = 0u64;
+        loop {
+            // One chunk in memory at a time, on either side.
+            let chunk = file.chunk(offset).map_err(network)?;
+            let done = chunk.len() < CHUNK_BYTES;
+            let header = ChunkHeader {
+                vote,
+                meta: meta.clone(),
+                transfer: transfer.clone(),
+                offset,
+                done,
+            };
+            let body = frame(&header, &chunk).map_err(network)?;
+            let reply: ChunkReply =
+                self.send_bytes(Rpc::Snapshot, body)
+                    .await
+                    .map_err(|e| match e {
+                        RPCError::Unreachable(u) => StreamingError::Unreachable(u),
+                        other => StreamingError::Network(NetworkError::new(&other)),
+                    })?;
+            match reply {
+                Ok(Some(response)) if done => return Ok(response),
+                Ok(None) if !done => offset += chunk.len() as u64,
+                Ok(_) => {
+                    return Err(network(io::Error::other(
+                        "the peer answered a snapshot chunk out of turn",
+                    )));
+                }
+                Err(reason) => return Err(network(io::Error::other(reason))),
+            }
+        }
     }
 }

@@ -23,7 +23,8 @@ use time::format_description::well_known::Rfc3339;
 use tokio::sync::oneshot;
 
 use crate::log_store::LogStore;
-use crate::network::{Network, Rpc, SnapshotRequest, Transport};
+use crate::network::{ChunkHeader, ChunkReply, Network, Rpc, Transport, unframe};
+use crate::snapshot::{self, SnapshotFile};
 use crate::state_machine::StateMachine;
 use crate::types::{Command, PeerNode, TypeConfig};
 use crate::{Result, StoreError};
@@ -57,6 +58,9 @@ pub struct NodeConfig {
     pub node_key: String,
     /// Directory for the Raft log and snapshot.
     pub dir: PathBuf,
+    /// Build a snapshot after this many applied entries; the log before it
+    /// is then purged, keeping a tenth of this much.
+    pub snapshot_every: u64,
 }
 
 /// A handle on the running node. Cheap to clone.
@@ -223,24 +227,20 @@ impl RaftNode {
     ) -> Result<Self> {
         std::fs::create_dir_all(&config.dir)?;
         // Snapshots interrupted by a crash leave temporary files behind;
-        // none is ever read.
-        for entry in std::fs::read_dir(&config.dir)? {
-            let path = entry?.path();
-            let name = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or_default();
-            if name.starts_with("snapshot.") && name.ends_with(".tmp") {
-                std::fs::remove_file(&path)?;
-            }
-        }
+        // none is ever read. The whole-ledger JSON snapshot of older builds
+        // is superseded by snapshot.jsonl.
+        remove_matching(&config.dir, "snapshot.", ".tmp")?;
+        remove_matching(&config.dir, "incoming.", ".tmp")?;
+        remove_matching(&config.dir, "snapshot.json", "snapshot.json")?;
         let log = LogStore::open(&config.dir.join("log"))?;
-        let sm = StateMachine::new(registry, config.dir.join("snapshot.json"));
+        let sm = StateMachine::new(registry, config.dir.join("snapshot.jsonl"));
         let raft_config = openraft::Config {
             cluster_name: "provreg".into(),
             heartbeat_interval: 250,
             election_timeout_min: 1000,
             election_timeout_max: 2000,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.snapshot_every),
+            max_in_snapshot_log_to_keep: config.snapshot_every / 10,
             ..Default::default()
         }
         .validate()
@@ -590,34 +590,95 @@ impl RaftNode {
             Rpc::Append => encode(&self.raft.append_entries(decode(body)?).await),
             Rpc::Vote => encode(&self.raft.vote(decode(body)?).await),
             Rpc::Snapshot => {
-                let req: SnapshotRequest = decode(body)?;
-                self.check_snapshot(&req)?;
-                let snapshot = openraft::alias::SnapshotOf::<TypeConfig, registry::LedgerSnapshot> {
-                    meta: req.meta,
-                    snapshot: req.data,
-                };
-                encode(&self.raft.install_full_snapshot(req.vote, snapshot).await)
+                let (header, chunk) = unframe(body)
+                    .ok_or_else(|| StoreError::BadMessage("not a snapshot chunk".into()))?;
+                encode(&self.receive_chunk(header, chunk).await?)
             }
             Rpc::Write => encode(&self.propose_here(decode(body)?).await),
             Rpc::ReadIndex => encode(&self.leader_read_index().await),
         }
     }
 
-    /// Refuses a snapshot that openraft would panic on, or that would stop
-    /// the state machine, before it reaches `install_full_snapshot`: one
-    /// without a last log id, one whose last log id is beyond the sender's
-    /// vote, one that contradicts what this node has committed, and one
-    /// whose leaves do not decode. Nothing is changed by a refusal.
-    fn check_snapshot(&self, req: &SnapshotRequest) -> Result<()> {
+    /// Takes one chunk of a snapshot from the leader into a file of its
+    /// own, and installs the snapshot after the last chunk. Only one chunk
+    /// is in memory at a time.
+    async fn receive_chunk(&self, header: ChunkHeader, chunk: &[u8]) -> Result<ChunkReply> {
+        use std::io::Write;
+        if header.transfer.is_empty()
+            || header.transfer.len() > 64
+            || !header.transfer.bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            return Err(StoreError::BadMessage(
+                "snapshot transfer id must be hexadecimal".into(),
+            ));
+        }
+        let path = self
+            .config
+            .dir
+            .join(format!("incoming.{}.tmp", header.transfer));
+        let mut file = if header.offset == 0 {
+            self.check_snapshot(&header.vote, &header.meta)?;
+            // A transfer the leader gave up on is never resumed.
+            remove_matching(&self.config.dir, "incoming.", ".tmp")?;
+            std::fs::File::create(&path)?
+        } else {
+            let file = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .map_err(|_| {
+                    StoreError::BadMessage(format!(
+                        "no snapshot transfer {} under way",
+                        header.transfer
+                    ))
+                })?;
+            if file.metadata()?.len() != header.offset {
+                return Err(StoreError::BadMessage(format!(
+                    "snapshot chunk at offset {} is out of order",
+                    header.offset
+                )));
+            }
+            file
+        };
+        file.write_all(chunk)?;
+        if !header.done {
+            return Ok(Ok(None));
+        }
+        // Installing makes its own durable copy; this one only has to be
+        // complete when it is read back.
+        file.flush()?;
+        drop(file);
+        let mut data = SnapshotFile::open(&path)?;
+        if let Err(e) = snapshot::check(&mut data, &header.meta) {
+            std::fs::remove_file(&path)?;
+            return Err(StoreError::BadMessage(format!("snapshot refused: {e}")));
+        }
+        let snapshot = openraft::alias::SnapshotOf::<TypeConfig, SnapshotFile> {
+            meta: header.meta,
+            snapshot: data,
+        };
+        let result = self.raft.install_full_snapshot(header.vote, snapshot).await;
+        std::fs::remove_file(&path)?;
+        Ok(result.map(Some).map_err(|e| e.to_string()))
+    }
+
+    /// Refuses a snapshot that openraft would panic on before any of it is
+    /// stored: one without a last log id, one whose last log id is beyond
+    /// the sender's vote, and one that contradicts what this node has
+    /// committed. Leaves that do not decode are refused once the file is
+    /// complete ([`snapshot::check`]). Nothing is changed by a refusal.
+    fn check_snapshot(
+        &self,
+        vote: &crate::types::Vote,
+        meta: &crate::types::SnapshotMeta,
+    ) -> Result<()> {
         use openraft::vote::RaftLeaderId;
         let bad = |why: String| Err(StoreError::BadMessage(format!("snapshot refused: {why}")));
-        let Some(last) = req.meta.last_log_id else {
+        let Some(last) = meta.last_log_id else {
             return bad("it has no last log id".into());
         };
-        if *last.committed_leader_id() > req.vote.leader_id().to_committed() {
+        if *last.committed_leader_id() > vote.leader_id().to_committed() {
             return bad(format!(
-                "its last log id {last} is beyond the sender's vote {}",
-                req.vote
+                "its last log id {last} is beyond the sender's vote {vote}"
             ));
         }
         let m = self.raft.metrics().borrow_watched().clone();
@@ -628,11 +689,6 @@ impl RaftNode {
             return bad(format!(
                 "its last log id {last} contradicts the committed log id {committed} here"
             ));
-        }
-        for (index, leaf) in req.data.leaves.iter().enumerate() {
-            if let Err(e) = LedgerEntry::from_leaf(leaf) {
-                return bad(format!("leaf {index}: {e}"));
-            }
         }
         Ok(())
     }
@@ -874,6 +930,22 @@ impl RaftNode {
     }
 }
 
+/// Removes the files in `dir` whose names start with `prefix` and end
+/// with `suffix`.
+fn remove_matching(dir: &std::path::Path, prefix: &str, suffix: &str) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if name.starts_with(prefix) && name.ends_with(suffix) {
+            std::fs::remove_file(&path)?;
+        }
+    }
+    Ok(())
+}
+
 /// Why a forwarded write got no reply.
 enum ForwardFailure {
     /// The request never left: safe to send again.
@@ -956,6 +1028,7 @@ mod tests {
                 advertise_addr: "http://127.0.0.1:1".into(),
                 node_key: String::new(),
                 dir: dir.path().join("raft"),
+                snapshot_every: 5000,
             },
             registry.clone(),
             Arc::new(NoPeers),
@@ -967,21 +1040,28 @@ mod tests {
         node.wait_applied(1, Duration::from_secs(10)).await.unwrap();
         let m = node.raft.metrics().borrow_watched().clone();
         let applied = m.last_applied.unwrap();
-        let request = |last_log_id, leaves: Vec<String>| {
-            serde_json::to_vec(&SnapshotRequest {
+        let request = |last_log_id, leaves: Vec<&str>, offset: u64| {
+            let meta = crate::types::SnapshotMeta {
+                last_log_id,
+                last_membership: (*m.membership_config).clone(),
+            };
+            let mut data = serde_json::to_string(&meta).unwrap() + "\n";
+            for leaf in leaves {
+                data += &(serde_json::to_string(&registry::SnapshotLeaf {
+                    leaf: leaf.to_owned(),
+                    prints: None,
+                })
+                .unwrap()
+                    + "\n");
+            }
+            let header = ChunkHeader {
                 vote: m.vote,
-                meta: crate::types::SnapshotMeta {
-                    last_log_id,
-                    last_membership: (*m.membership_config).clone(),
-                },
-                data: registry::LedgerSnapshot {
-                    last_applied: None,
-                    last_membership: None,
-                    leaves,
-                    prints: Default::default(),
-                },
-            })
-            .unwrap()
+                meta,
+                transfer: "ab12".into(),
+                offset,
+                done: true,
+            };
+            crate::network::frame(&header, data.as_bytes()).unwrap()
         };
         let mut beyond = serde_json::to_value(applied).unwrap();
         bump_terms(&mut beyond);
@@ -991,9 +1071,11 @@ mod tests {
             ..applied
         };
         for (body, why) in [
-            (request(None, vec![]), "no last log id"),
-            (request(Some(beyond), vec![]), "beyond the sender's vote"),
-            (request(Some(ahead), vec!["not a leaf".into()]), "leaf 0"),
+            (b"garbage".to_vec(), "not a snapshot chunk"),
+            (request(None, vec![], 0), "no last log id"),
+            (request(Some(beyond), vec![], 0), "beyond the sender's vote"),
+            (request(Some(ahead), vec!["not a leaf"], 0), "leaf 0"),
+            (request(Some(ahead), vec![], 10), "no snapshot transfer"),
         ] {
             match node.handle_rpc(Rpc::Snapshot, &body).await {
                 Err(StoreError::BadMessage(message)) => {
@@ -1005,6 +1087,12 @@ mod tests {
                 ),
             }
         }
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("raft"))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with("incoming."))
+            .collect();
+        assert!(leftovers.is_empty(), "a refused snapshot leaves no file");
         assert_eq!(node.status().state, "leader", "the node is still running");
         node.shutdown().await.unwrap();
     }

@@ -7,15 +7,16 @@
 //! can read what it wrote.
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use futures_util::{Stream, TryStreamExt};
 use openraft::entry::RaftEntry;
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend};
-use registry::{ApplyOutcome, LedgerSnapshot, RaftMarks, Registry};
-use serde::{Deserialize, Serialize};
+use registry::{ApplyOutcome, RaftMarks, Registry};
+use serde::Serialize;
 
+use crate::snapshot::{self, SnapshotFile};
 use crate::types::{LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
 
 /// The registry as an openraft state machine.
@@ -26,7 +27,8 @@ pub struct StateMachine {
 }
 
 impl StateMachine {
-    /// Wraps `registry`; the current snapshot is kept at `snapshot_path`.
+    /// Wraps `registry`; the current snapshot is kept at `snapshot_path`
+    /// (a JSON-lines file, see [`crate::snapshot`]).
     pub fn new(registry: Registry, snapshot_path: PathBuf) -> Self {
         Self {
             registry,
@@ -56,7 +58,7 @@ fn parse_marks(marks: &RaftMarks) -> io::Result<(Option<LogId>, StoredMembership
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachine {
-    type SnapshotData = LedgerSnapshot;
+    type SnapshotData = SnapshotFile;
     type SnapshotBuilder = Self;
 
     async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
@@ -129,95 +131,59 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta,
-        mut snapshot: LedgerSnapshot,
+        mut snapshot: SnapshotFile,
     ) -> Result<(), io::Error> {
+        // One transaction: the old ledger stays visible until the new one
+        // is complete, and a failure leaves it as it was.
+        let mut tx = self.registry.begin_install().await.map_err(io_err)?;
+        let mut leaves = 0u64;
+        for leaf in snapshot.leaves()? {
+            tx.append_snapshot_leaf(&leaf?).await.map_err(io_err)?;
+            leaves += 1;
+        }
         // The metadata is authoritative for what the snapshot covers.
-        snapshot.last_applied = meta.last_log_id.as_ref().map(to_json).transpose()?;
-        snapshot.last_membership = Some(to_json(&meta.last_membership)?);
-        self.registry
-            .install_snapshot(&snapshot)
-            .await
-            .map_err(io_err)?;
-        save_snapshot(&self.snapshot_path, meta, &snapshot)?;
+        let marks = RaftMarks {
+            last_applied: meta.last_log_id.as_ref().map(to_json).transpose()?,
+            last_membership: Some(to_json(&meta.last_membership)?),
+        };
+        tx.commit(&marks).await.map_err(io_err)?;
+        snapshot.copy_to(&self.snapshot_path)?;
         tracing::info!(
-            ledger.tree_size = snapshot.leaves.len(),
+            ledger.tree_size = leaves,
             "Installed a snapshot from the leader."
         );
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
-        load_snapshot(&self.snapshot_path)
+        let mut file = match SnapshotFile::open(&self.snapshot_path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let meta = file.read_meta()?;
+        Ok(Some(Snapshot {
+            meta,
+            snapshot: file,
+        }))
     }
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
-    type SnapshotData = LedgerSnapshot;
+    type SnapshotData = SnapshotFile;
 
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
-        let data = self.registry.snapshot().await.map_err(io_err)?;
-        let (last_log_id, last_membership) = parse_marks(&RaftMarks {
-            last_applied: data.last_applied.clone(),
-            last_membership: data.last_membership.clone(),
-        })?;
-        let meta = SnapshotMeta {
-            last_log_id,
-            last_membership,
-        };
-        save_snapshot(&self.snapshot_path, &meta, &data)?;
+        let (meta, file) = snapshot::build(&self.registry, &self.snapshot_path, |marks| {
+            let (last_log_id, last_membership) = parse_marks(marks)?;
+            Ok(SnapshotMeta {
+                last_log_id,
+                last_membership,
+            })
+        })
+        .await?;
         Ok(Snapshot {
             meta,
-            snapshot: data,
+            snapshot: file,
         })
     }
-}
-
-#[derive(Deserialize)]
-struct SnapshotFile {
-    meta: SnapshotMeta,
-    data: LedgerSnapshot,
-}
-
-#[derive(Serialize)]
-struct SnapshotFileRef<'a> {
-    meta: &'a SnapshotMeta,
-    data: &'a LedgerSnapshot,
-}
-
-/// Writes the current snapshot atomically: a crash leaves the old file or
-/// the new one, never a torn one.
-fn save_snapshot(path: &Path, meta: &SnapshotMeta, data: &LedgerSnapshot) -> io::Result<()> {
-    use std::io::Write;
-    let bytes = serde_json::to_vec(&SnapshotFileRef { meta, data }).map_err(io_err)?;
-    // A temporary name of its own for every write: a snapshot being built
-    // and one being installed must never share one.
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = path.with_extension(format!("{}.{n}.tmp", std::process::id()));
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&bytes)?;
-        // The rename below must not become visible before the data is on
-        // disk, or a crash could leave an empty snapshot in place.
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        // Persist the rename itself.
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
-}
-
-fn load_snapshot(path: &Path) -> io::Result<Option<Snapshot>> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let file: SnapshotFile = serde_json::from_slice(&bytes).map_err(io_err)?;
-    Ok(Some(Snapshot {
-        meta: file.meta,
-        snapshot: file.data,
-    }))
 }

@@ -30,7 +30,7 @@ pub use entry::{
 };
 pub use error::{RegistryError, Result};
 pub use store::{
-    ApplyTx, ClaimRecord, CodeKind, CodeMatch, ContentRecord, LedgerSnapshot, MAX_INDEXED_DISTANCE,
-    RaftMarks, RecordedNode, Registry, StoredEntry, is_sampled, validate_claimed_iscc,
-    verify_approval, voters_key,
+    ApplyTx, ClaimRecord, CodeKind, CodeMatch, ContentRecord, MAX_INDEXED_DISTANCE, RaftMarks,
+    RecordedNode, Registry, SNAPSHOT_PAGE, SnapshotLeaf, StoredEntry, is_sampled,
+    validate_claimed_iscc, verify_approval, voters_key,
 };

@@ -79,6 +79,12 @@ pub struct ServeArgs {
     #[arg(long, env = "PROVREG_CLUSTER_SECRET_FILE")]
     pub cluster_secret_file: Option<PathBuf>,
 
+    /// Build a Raft snapshot after this many log entries; the log before
+    /// it is then purged (keeping a tenth as many), and a node too far
+    /// behind catches up from the snapshot, streamed in chunks.
+    #[arg(long, env = "PROVREG_SNAPSHOT_EVERY", default_value_t = 5000)]
+    pub snapshot_every: u64,
+
     /// Largest accepted upload, in bytes.
     #[arg(long, env = "PROVREG_MAX_UPLOAD_BYTES", default_value_t = 8 * 1024 * 1024 * 1024)]
     pub max_upload_bytes: u64,
@@ -88,6 +94,9 @@ impl ServeArgs {
     /// Checks the flags together; an error names the flag at fault.
     pub fn validate(&self) -> anyhow::Result<()> {
         use anyhow::bail;
+        if self.snapshot_every < 10 {
+            bail!("--snapshot-every (PROVREG_SNAPSHOT_EVERY) must be 10 or more");
+        }
         if self.node_id == 0 {
             bail!("--node-id (PROVREG_NODE_ID) must be 1 or more");
         }

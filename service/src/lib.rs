@@ -128,6 +128,7 @@ pub async fn run(
             advertise_addr: args.advertise.clone().unwrap_or_default(),
             node_key: identity.node_public_key(),
             dir: args.data_dir.join("raft"),
+            snapshot_every: args.snapshot_every,
         },
         registry.clone(),
         peers.clone(),

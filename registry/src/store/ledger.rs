@@ -3,7 +3,7 @@
 use sqlx::Row;
 
 use super::apply::read_tree_size;
-use super::{Registry, from_i64, to_i64, with_hashes};
+use super::{Registry, to_i64, with_hashes};
 use crate::checkpoint::TreeHead;
 use crate::entry::LedgerEntry;
 use crate::merkle::Hash;
@@ -105,19 +105,5 @@ impl Registry {
         let Some(row) = row else { return Ok(None) };
         let leaf: String = row.try_get(0)?;
         Ok(Some(LedgerEntry::from_leaf(&leaf)?.timestamp().to_owned()))
-    }
-
-    /// Leaves `[start, end)` in order, for snapshots and exports.
-    pub(super) async fn leaves(&self, start: u64, end: u64) -> Result<Vec<(u64, String)>> {
-        let rows = sqlx::query(
-            "select idx, leaf from ledger_entry where idx >= $1 and idx < $2 order by idx",
-        )
-        .bind(to_i64(start)?)
-        .bind(to_i64(end)?)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| Ok((from_i64(row.try_get(0)?)?, row.try_get(1)?)))
-            .collect()
     }
 }

@@ -24,7 +24,7 @@ pub use ledger::StoredEntry;
 pub use similarity::{
     CodeKind, CodeMatch, MAX_INDEXED_DISTANCE, is_sampled, validate_claimed_iscc,
 };
-pub use snapshot::LedgerSnapshot;
+pub use snapshot::{SNAPSHOT_PAGE, SnapshotLeaf};
 
 use crate::merkle::{Hash, PrefetchReader};
 use crate::{RegistryError, Result};

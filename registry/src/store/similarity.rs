@@ -320,16 +320,6 @@ impl Registry {
             .map(Some)
             .map_err(|e| RegistryError::Corrupt(format!("stored prints of {content_id}: {e}")))
     }
-
-    /// Every stored prints text, by content id, for snapshots.
-    pub(super) async fn all_prints(&self) -> Result<Vec<(String, String)>> {
-        let rows = sqlx::query("select content_id, prints from content_print order by content_id")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
-            .collect()
-    }
 }
 
 #[cfg(test)]

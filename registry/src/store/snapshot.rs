@@ -1,79 +1,34 @@
 //! Snapshots of the whole ledger, for Raft to ship to a lagging replica.
 //!
-//! Everything the registry holds derives from the leaves, so a snapshot is
-//! the leaves plus the Raft marks. Installing one rebuilds every table from
-//! the leaves in one transaction.
-
-use std::collections::BTreeMap;
+//! Everything the registry holds derives from the leaves (and the prints
+//! stored beside them), so a snapshot is the leaves in order plus the Raft
+//! marks. They are read a page at a time and installed one leaf at a time,
+//! so neither side holds the ledger in memory.
 
 use serde::{Deserialize, Serialize};
+use sqlx::Row;
 
-use super::{RaftMarks, Registry};
+use super::{ApplyTx, RaftMarks, Registry, from_i64, to_i64};
 use crate::Result;
-use crate::entry::{EntryBody, LedgerEntry};
 
-/// The ledger as of one applied log id.
+/// One leaf of a snapshot, exactly as stored, with its prints if any.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LedgerSnapshot {
-    /// Last applied log id (raft-store's JSON).
-    pub last_applied: Option<String>,
-    /// Last applied membership (raft-store's JSON).
-    pub last_membership: Option<String>,
-    /// Every leaf, in order, exactly as stored.
-    pub leaves: Vec<String>,
-    /// The prints stored beside leaves, by content id, exactly as stored.
-    #[serde(default)]
-    pub prints: BTreeMap<String, String>,
+pub struct SnapshotLeaf {
+    /// The leaf text.
+    pub leaf: String,
+    /// The prints stored beside it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prints: Option<String>,
 }
 
+/// Leaves per page when a snapshot is read.
+pub const SNAPSHOT_PAGE: u64 = 1000;
+
 impl Registry {
-    /// Captures the ledger. Reads the marks and tree size first, then the
-    /// leaves below that size: the log is append-only, so later applies
-    /// cannot change what is read.
-    pub async fn snapshot(&self) -> Result<LedgerSnapshot> {
-        let (marks, size) = self.marks_and_size().await?;
-        let leaves = self.leaves(0, size).await?;
-        // Prints are written with their leaf, so every leaf read above has
-        // its prints stored already; prints of later leaves are dropped.
-        let mut prints: BTreeMap<String, String> = self.all_prints().await?.into_iter().collect();
-        let mut kept = BTreeMap::new();
-        for (_, leaf) in &leaves {
-            if let EntryBody::ContentRegistered(reg) = LedgerEntry::from_leaf(leaf)?.body
-                && let Some(json) = prints.remove(&reg.content_id)
-            {
-                kept.insert(reg.content_id, json);
-            }
-        }
-        Ok(LedgerSnapshot {
-            last_applied: marks.last_applied,
-            last_membership: marks.last_membership,
-            leaves: leaves.into_iter().map(|(_, leaf)| leaf).collect(),
-            prints: kept,
-        })
-    }
-
-    /// Replaces the whole ledger with `snapshot`, atomically.
-    pub async fn install_snapshot(&self, snapshot: &LedgerSnapshot) -> Result<()> {
-        let mut tx = self.begin_apply().await?;
-        tx.clear().await?;
-        for leaf in &snapshot.leaves {
-            let prints = match LedgerEntry::from_leaf(leaf)?.body {
-                EntryBody::ContentRegistered(reg) => {
-                    snapshot.prints.get(&reg.content_id).map(String::as_str)
-                }
-                _ => None,
-            };
-            tx.append_stored_leaf(leaf, prints).await?;
-        }
-        tx.commit(&RaftMarks {
-            last_applied: snapshot.last_applied.clone(),
-            last_membership: snapshot.last_membership.clone(),
-        })
-        .await
-    }
-
-    async fn marks_and_size(&self) -> Result<(RaftMarks, u64)> {
-        use sqlx::Row;
+    /// The Raft marks and the tree size of one consistent state, read
+    /// together. The log is append-only, so the leaves below that size can
+    /// be read afterwards, page by page, while later entries are applied.
+    pub async fn snapshot_marks(&self) -> Result<(RaftMarks, u64)> {
         let row = sqlx::query(
             "select tree_size, last_applied, last_membership from sm_state where id = 1",
         )
@@ -84,7 +39,50 @@ impl Registry {
                 last_applied: row.try_get(1)?,
                 last_membership: row.try_get(2)?,
             },
-            super::from_i64(row.try_get(0)?)?,
+            from_i64(row.try_get(0)?)?,
         ))
+    }
+
+    /// Leaves `[start, end)`, in order, each with its prints. Prints are
+    /// written with their leaf, so every leaf read has its prints already.
+    pub async fn snapshot_leaves(&self, start: u64, end: u64) -> Result<Vec<SnapshotLeaf>> {
+        let rows = sqlx::query(
+            "select e.leaf, p.prints from ledger_entry e \
+             left join content c on c.ledger_idx = e.idx \
+             left join content_print p on p.content_id = c.content_id \
+             where e.idx >= $1 and e.idx < $2 order by e.idx",
+        )
+        .bind(to_i64(start)?)
+        .bind(to_i64(end)?)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(SnapshotLeaf {
+                    leaf: row.try_get(0)?,
+                    prints: row.try_get(1)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Starts replacing the whole ledger from a snapshot: a transaction in
+    /// which every ledger row is already deleted. Append the snapshot's
+    /// leaves in order with [`ApplyTx::append_snapshot_leaf`], then commit
+    /// with the snapshot's marks; until then nothing is visible, and
+    /// dropping the transaction leaves the ledger as it was.
+    pub async fn begin_install(&self) -> Result<ApplyTx> {
+        let mut tx = self.begin_apply().await?;
+        tx.clear().await?;
+        Ok(tx)
+    }
+}
+
+impl ApplyTx {
+    /// Appends one snapshot leaf exactly as given: the text is not
+    /// re-serialised, so the rebuilt tree has the same hashes.
+    pub async fn append_snapshot_leaf(&mut self, leaf: &SnapshotLeaf) -> Result<()> {
+        self.append_stored_leaf(&leaf.leaf, leaf.prints.as_deref())
+            .await
     }
 }

@@ -11,4 +11,5 @@ mod durability;
 mod errors;
 mod matching;
 mod openapi;
+mod snapshots;
 mod support;
