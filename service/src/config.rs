@@ -79,6 +79,21 @@ pub struct ServeArgs {
     #[arg(long, env = "PROVREG_CLUSTER_SECRET_FILE")]
     pub cluster_secret_file: Option<PathBuf>,
 
+    /// Certificate chain (PEM) for the peer listener: with --peer-tls-key,
+    /// node-to-node traffic is served over TLS, and --advertise must be an
+    /// https URL that the certificate names.
+    #[arg(long, env = "PROVREG_PEER_TLS_CERT")]
+    pub peer_tls_cert: Option<PathBuf>,
+
+    /// Private key (PEM) of --peer-tls-cert.
+    #[arg(long, env = "PROVREG_PEER_TLS_KEY")]
+    pub peer_tls_key: Option<PathBuf>,
+
+    /// CA certificates (PEM) that sign the other nodes' peer certificates;
+    /// the only roots this node trusts when it calls a peer over https.
+    #[arg(long, env = "PROVREG_PEER_TLS_CA")]
+    pub peer_tls_ca: Option<PathBuf>,
+
     /// Build a Raft snapshot after this many log entries; the log before
     /// it is then purged (keeping a tenth as many), and a node too far
     /// behind catches up from the snapshot, streamed in chunks.
@@ -116,6 +131,23 @@ impl ServeArgs {
         }
         if let Some(advertise) = &self.advertise {
             validate_advertise(advertise)?;
+        }
+        match (&self.peer_tls_cert, &self.peer_tls_key) {
+            (Some(_), None) => bail!("--peer-tls-key (PROVREG_PEER_TLS_KEY) is required with --peer-tls-cert"),
+            (None, Some(_)) => bail!("--peer-tls-cert (PROVREG_PEER_TLS_CERT) is required with --peer-tls-key"),
+            (Some(_), Some(_)) => {
+                if self.peer_listen.is_none() {
+                    bail!("--peer-tls-cert needs --peer-listen (PROVREG_PEER_LISTEN)");
+                }
+                if !self.advertise.as_deref().is_some_and(|a| a.starts_with("https://")) {
+                    bail!("--advertise (PROVREG_ADVERTISE) must be an https URL when the peer listener serves TLS");
+                }
+            }
+            (None, None) => {
+                if self.advertise.as_deref().is_some_and(|a| a.starts_with("https://")) {
+                    bail!("--advertise (PROVREG_ADVERTISE) is https, but no --peer-tls-cert and --peer-tls-key are given");
+                }
+            }
         }
         if self.join {
             if self.cluster_secret_file.is_none() {

@@ -118,7 +118,7 @@ pub async fn run(
         args.node_id,
         &identity,
         secret.as_deref(),
-        None,
+        args.peer_tls_ca.as_deref(),
         args.advertise.clone(),
         args.data_dir.clone(),
     )?;
@@ -178,14 +178,41 @@ pub async fn run(
             let peer_addr = peer_listener.local_addr()?;
             let mut stop = stop_rx.clone();
             let router = routes::peer::router(state.clone());
-            tracing::info!(%peer_addr, advertise = ?args.advertise, "Peer listener ready.");
-            Some(tokio::spawn(async move {
-                axum::serve(peer_listener, router)
-                    .with_graceful_shutdown(async move {
+            let tls = match (&args.peer_tls_cert, &args.peer_tls_key) {
+                (Some(cert), Some(key)) => Some(
+                    axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                        .await
+                        .with_context(|| {
+                            format!(
+                                "loading --peer-tls-cert {} and --peer-tls-key {}",
+                                cert.display(),
+                                key.display()
+                            )
+                        })?,
+                ),
+                _ => None,
+            };
+            tracing::info!(%peer_addr, advertise = ?args.advertise, tls = tls.is_some(), "Peer listener ready.");
+            Some(match tls {
+                Some(tls) => {
+                    let handle = axum_server::Handle::new();
+                    let stopper = handle.clone();
+                    tokio::spawn(async move {
                         let _ = stop.wait_for(|stop| *stop).await;
-                    })
-                    .await
-            }))
+                        stopper.graceful_shutdown(Some(Duration::from_secs(5)));
+                    });
+                    let server = axum_server::from_tcp_rustls(peer_listener.into_std()?, tls)?
+                        .handle(handle);
+                    tokio::spawn(async move { server.serve(router.into_make_service()).await })
+                }
+                None => tokio::spawn(async move {
+                    axum::serve(peer_listener, router)
+                        .with_graceful_shutdown(async move {
+                            let _ = stop.wait_for(|stop| *stop).await;
+                        })
+                        .await
+                }),
+            })
         }
         None => None,
     };

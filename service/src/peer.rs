@@ -180,18 +180,30 @@ impl Peers {
         node_id: u64,
         identity: &Identity,
         secret: Option<&str>,
-        record: Option<ClusterRecord>,
+        tls_ca: Option<&std::path::Path>,
         advertise: Option<String>,
         data_dir: PathBuf,
     ) -> anyhow::Result<Arc<Self>> {
         let key = Ed25519KeyPair::from_pkcs8(&identity.node_pkcs8)
             .map_err(|e| anyhow::anyhow!("the node key does not load: {e}"))?;
         let secret = secret.map(|s| hmac::Key::new(hmac::HMAC_SHA256, s.as_bytes()));
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
             .pool_idle_timeout(Duration::from_secs(60))
-            .build()
-            .context("building the peer HTTP client")?;
+            // Peers are other institutions: trust only the CA the operator
+            // names, never the public web's roots.
+            .tls_built_in_root_certs(false);
+        if let Some(path) = tls_ca {
+            let pem = std::fs::read(path).with_context(|| {
+                format!("--peer-tls-ca (PROVREG_PEER_TLS_CA): reading {}", path.display())
+            })?;
+            for cert in reqwest::Certificate::from_pem_bundle(&pem).with_context(|| {
+                format!("--peer-tls-ca (PROVREG_PEER_TLS_CA): {} is not PEM certificates", path.display())
+            })? {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder.build().context("building the peer HTTP client")?;
         let peers = Self {
             node_id,
             public_key: identity.node_public_key(),
@@ -207,9 +219,6 @@ impl Peers {
             data_dir,
             advertise,
         };
-        if let Some(record) = record {
-            peers.adopt(record)?;
-        }
         Ok(Arc::new(peers))
     }
 

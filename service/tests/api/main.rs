@@ -13,3 +13,4 @@ mod matching;
 mod openapi;
 mod snapshots;
 mod support;
+mod tls;
