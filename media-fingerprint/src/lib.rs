@@ -41,6 +41,8 @@
 //! - [`video`]: MP4/MOV demuxing, H.264 decoding, MPEG-7 frame signatures,
 //!   the ISCC Video-Code and excerpt matching.
 //! - `similarity`: [`Comparison`] and [`Verdict`], shared by every kind.
+//! - [`packed`]: the compact JSON forms of frame signatures and Chromaprint
+//!   vectors.
 //! - [`iscc`]: Meta-Code, Text-Code, Mixed-Code, the composite ISCC-CODE and
 //!   unit sequences; with the conformance test over the published vectors.
 
@@ -55,6 +57,7 @@ mod jpeg;
 mod kernels;
 mod limits;
 mod normalize;
+pub mod packed;
 mod similarity;
 mod sniff;
 pub mod video;

@@ -70,7 +70,9 @@ pub struct AudioPrint {
     /// Decoded duration in seconds.
     pub duration_seconds: f64,
     /// Raw Chromaprint fingerprint (`preset_test2`, as `fpcalc -raw`), one
-    /// 32-bit item per 1365/11025 s, over the whole audio.
+    /// 32-bit item per 1365/11025 s, over the whole audio. Base64 of the
+    /// little-endian items in JSON ([`crate::packed::items`]).
+    #[serde(with = "crate::packed::items")]
     pub chromaprint: Vec<u32>,
 }
 

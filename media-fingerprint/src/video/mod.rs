@@ -70,7 +70,9 @@ pub struct VideoPrint {
     /// Frames sampled per second.
     pub frames_per_second: f64,
     /// One frame signature (380 values in 0..=2, 1 meaning "no significant
-    /// difference") per sampled frame.
+    /// difference") per sampled frame. Packed five values to a byte in
+    /// JSON ([`crate::packed::trits`]).
+    #[serde(with = "crate::packed::trits")]
     pub frame_signatures: Vec<Vec<i8>>,
 }
 
