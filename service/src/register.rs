@@ -40,30 +40,11 @@ pub async fn register(state: &AppState, upload: Received) -> ApiResult<Registrat
         image_crops: fingerprint.image_crop_codes.clone(),
     };
     let mut missing = fingerprint.missing.clone();
-    let prints = if prints.is_empty() {
-        None
-    } else {
-        let json = prints.to_json()?;
-        // The leaf and its registration fields take a few kilobytes; the
-        // rest of a command is the prints.
-        if json.len() > raft_store::MAX_COMMAND_BYTES - PRINTS_MARGIN {
-            tracing::warn!(
-                prints.bytes = json.len(),
-                "Prints too large for one command; registering without them."
-            );
-            missing.push(MissingFingerprint {
-                fingerprint: "prints".to_owned(),
-                reason: format!(
-                    "the audio and video fingerprints take {} bytes, over the {} bytes a ledger command may hold; matching uses the ISCC codes",
-                    json.len(),
-                    raft_store::MAX_COMMAND_BYTES - PRINTS_MARGIN
-                ),
-            });
-            None
-        } else {
-            Some(json)
-        }
-    };
+    let prints = fit_prints(
+        prints,
+        raft_store::MAX_COMMAND_BYTES - PRINTS_MARGIN,
+        &mut missing,
+    )?;
     // A claim of these bytes by hash is confirmed, not blocked, by the upload.
     let claim = state
         .registry
@@ -99,6 +80,48 @@ pub async fn register(state: &AppState, upload: Received) -> ApiResult<Registrat
         content: ContentView::new(registration, index),
         ledger,
     })
+}
+
+/// The prints to propose: all of them when they fit in `room` bytes; else
+/// without the video frame signatures (the audio print is small); else
+/// none. What is left out is said in `missing`; the ISCC codes, which the
+/// leaf carries, always stay.
+fn fit_prints(
+    mut prints: Prints,
+    room: usize,
+    missing: &mut Vec<MissingFingerprint>,
+) -> ApiResult<Option<String>> {
+    if prints.is_empty() {
+        return Ok(None);
+    }
+    let json = prints.to_json()?;
+    if json.len() <= room {
+        return Ok(Some(json));
+    }
+    let full = json.len();
+    tracing::warn!(
+        prints.bytes = full,
+        "Prints too large for one command; leaving some out."
+    );
+    if prints.video.take().is_some() {
+        missing.push(MissingFingerprint {
+            fingerprint: "video_signatures".to_owned(),
+            reason: format!(
+                "the frame signatures take more of the {room} bytes a ledger command may hold than there is room for ({full} bytes with the other prints); matching uses the Video-Code"
+            ),
+        });
+        let json = prints.to_json()?;
+        if json.len() <= room {
+            return Ok((!prints.is_empty()).then_some(json));
+        }
+    }
+    missing.push(MissingFingerprint {
+        fingerprint: "prints".to_owned(),
+        reason: format!(
+            "the fingerprints take {full} bytes, over the {room} bytes a ledger command may hold; matching uses the ISCC codes"
+        ),
+    });
+    Ok(None)
 }
 
 /// Room left in a command for everything but the prints.
@@ -268,4 +291,70 @@ pub async fn receipt(state: &AppState, index: u64, tree_size: u64) -> ApiResult<
         &entry.leaf,
         checkpoint,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use media_fingerprint::audio::AudioPrint;
+    use media_fingerprint::video::VideoPrint;
+
+    use super::*;
+
+    fn video(frames: usize) -> VideoPrint {
+        VideoPrint {
+            duration_seconds: frames as f64 / 5.0,
+            frames_per_second: 5.0,
+            frame_signatures: vec![vec![1; 380]; frames],
+        }
+    }
+
+    fn audio(items: usize) -> AudioPrint {
+        AudioPrint {
+            duration_seconds: items as f64 / 8.0,
+            chromaprint: (0..items as u32).collect(),
+        }
+    }
+
+    /// Room for a command's prints in these tests: small, so the prints
+    /// that overflow it stay small too.
+    const ROOM: usize = 20_000;
+
+    /// Prints that fit go whole; frame signatures too large for a command
+    /// are left out first, keeping the audio print; if even that does not
+    /// fit, no prints go; each omission is said in `missing`.
+    #[test]
+    fn prints_are_fitted_to_a_command() {
+        let small = Prints {
+            audio: Some(audio(500)),
+            video: Some(video(100)),
+            image_crops: vec![],
+        };
+        let mut missing = vec![];
+        assert!(fit_prints(small, ROOM, &mut missing).unwrap().is_some());
+        assert!(missing.is_empty());
+
+        let long_video = Prints {
+            audio: Some(audio(500)),
+            video: Some(video(1000)),
+            image_crops: vec![],
+        };
+        let json = fit_prints(long_video, ROOM, &mut missing).unwrap().unwrap();
+        assert!(json.contains("chromaprint") && !json.contains("frame_signatures"));
+        assert_eq!(missing.len(), 1);
+        assert_eq!(missing[0].fingerprint, "video_signatures");
+
+        let mut missing = vec![];
+        let huge_audio = Prints {
+            audio: Some(audio(20_000)),
+            video: Some(video(10)),
+            image_crops: vec![],
+        };
+        assert!(
+            fit_prints(huge_audio, ROOM, &mut missing)
+                .unwrap()
+                .is_none()
+        );
+        let which: Vec<&str> = missing.iter().map(|m| m.fingerprint.as_str()).collect();
+        assert_eq!(which, ["video_signatures", "prints"]);
+    }
 }
