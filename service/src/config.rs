@@ -18,7 +18,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a registry node (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Check a registration receipt offline: the checkpoint's signature, the
     /// inclusion proof, and optionally that a file is the one registered.
     Verify(VerifyArgs),

@@ -23,7 +23,7 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", service::verify::verify(&args)?);
             Ok(())
         }
-        Some(Command::Serve(args)) => service::run(args, shutdown_signal()).await,
+        Some(Command::Serve(args)) => service::run(*args, shutdown_signal()).await,
         None => service::run(default_serve_args()?, shutdown_signal()).await,
     }
 }
@@ -32,7 +32,7 @@ async fn main() -> anyhow::Result<()> {
 /// environment variable.
 fn default_serve_args() -> anyhow::Result<service::config::ServeArgs> {
     match Cli::try_parse_from(["provreg", "serve"])?.command {
-        Some(Command::Serve(args)) => Ok(args),
+        Some(Command::Serve(args)) => Ok(*args),
         _ => anyhow::bail!("`provreg serve` did not parse as the serve command"),
     }
 }
