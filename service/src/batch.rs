@@ -124,6 +124,9 @@ pub async fn register_batch(state: &AppState, items: Vec<Value>) -> ApiResult<Ba
             items.len()
         )));
     }
+    // content.claimed is new at this feature level: no voter may meet it
+    // before its build knows it.
+    crate::cluster::require_feature_level(state, registry::FEATURE_LEVEL).await?;
     let at = stamp(state).await?;
     let mut results: Vec<Option<ItemResult>> = Vec::with_capacity(items.len());
     let mut claims: Vec<(usize, ContentClaim)> = Vec::new();

@@ -427,7 +427,7 @@ pub async fn remove_node(state: &AppState, via: Via, node_id: u64) -> ApiResult<
 
 /// Refuses when some voter's build may not know entry types of `level`:
 /// such an entry would stop that voter.
-async fn require_feature_level(state: &AppState, level: u32) -> ApiResult<()> {
+pub(crate) async fn require_feature_level(state: &AppState, level: u32) -> ApiResult<()> {
     let view = state.node.cluster();
     let recorded = state.registry.recorded_nodes().await?;
     for voter in &view.voters {

@@ -129,7 +129,23 @@ struct Envelope<'a> {
     nonce: &'a str,
 }
 
-impl Envelope<'_> {
+impl<'a> Envelope<'a> {
+    /// The envelope and the signature a message's headers carry, if it
+    /// has them all.
+    fn from_headers(headers: &'a HeaderMap) -> Option<(Self, &'a str)> {
+        let number = |name| header(headers, name).and_then(|v| v.parse().ok());
+        Some((
+            Self {
+                cluster: header(headers, H_CLUSTER)?,
+                sender: number(H_SENDER)?,
+                target: number(H_TARGET)?,
+                timestamp: number(H_TIMESTAMP)?,
+                nonce: header(headers, H_NONCE)?,
+            },
+            header(headers, H_SIGNATURE)?,
+        ))
+    }
+
     fn tail(&self) -> String {
         format!(
             "{}\n{}\n{}\n{}\n{}",
@@ -195,10 +211,16 @@ impl Peers {
             .tls_built_in_root_certs(false);
         if let Some(path) = tls_ca {
             let pem = std::fs::read(path).with_context(|| {
-                format!("--peer-tls-ca (PROVREG_PEER_TLS_CA): reading {}", path.display())
+                format!(
+                    "--peer-tls-ca (PROVREG_PEER_TLS_CA): reading {}",
+                    path.display()
+                )
             })?;
             for cert in reqwest::Certificate::from_pem_bundle(&pem).with_context(|| {
-                format!("--peer-tls-ca (PROVREG_PEER_TLS_CA): {} is not PEM certificates", path.display())
+                format!(
+                    "--peer-tls-ca (PROVREG_PEER_TLS_CA): {} is not PEM certificates",
+                    path.display()
+                )
             })? {
                 builder = builder.add_root_certificate(cert);
             }
@@ -363,19 +385,15 @@ impl Peers {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<(u64, String), Refusal> {
-        let missing = || Refusal::unauthorized("the request is not signed by a node");
-        let cluster = header(headers, H_CLUSTER).ok_or_else(missing)?;
-        let sender: u64 = header(headers, H_SENDER)
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(missing)?;
-        let target: u64 = header(headers, H_TARGET)
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(missing)?;
-        let timestamp: u64 = header(headers, H_TIMESTAMP)
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(missing)?;
-        let nonce = header(headers, H_NONCE).ok_or_else(missing)?;
-        let signature = header(headers, H_SIGNATURE).ok_or_else(missing)?;
+        let (envelope, signature) = Envelope::from_headers(headers)
+            .ok_or_else(|| Refusal::unauthorized("the request is not signed by a node"))?;
+        let Envelope {
+            cluster,
+            sender,
+            target,
+            timestamp,
+            nonce,
+        } = envelope;
         let ours = self
             .cluster_id()
             .ok_or_else(|| Refusal::forbidden("this node is not part of a cluster yet"))?;
@@ -517,23 +535,18 @@ impl Peers {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<(), Refusal> {
-        let missing = || {
+        let (envelope, signature) = Envelope::from_headers(headers).ok_or_else(|| {
             Refusal::unauthorized(format!(
                 "node {from} answered {status} without a node signature"
             ))
-        };
-        let cluster = header(headers, H_CLUSTER).ok_or_else(missing)?;
-        let sender: u64 = header(headers, H_SENDER)
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(missing)?;
-        let target: u64 = header(headers, H_TARGET)
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(missing)?;
-        let timestamp: u64 = header(headers, H_TIMESTAMP)
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(missing)?;
-        let nonce = header(headers, H_NONCE).ok_or_else(missing)?;
-        let signature = header(headers, H_SIGNATURE).ok_or_else(missing)?;
+        })?;
+        let Envelope {
+            cluster,
+            sender,
+            target,
+            timestamp,
+            nonce,
+        } = envelope;
         if Some(cluster) != self.cluster_id().as_deref() || sender != from || target != self.node_id
         {
             return Err(Refusal::forbidden(format!(

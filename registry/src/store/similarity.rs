@@ -68,21 +68,12 @@ fn band_value(code: u64, start: u32, width: u32) -> u64 {
 
 /// The 64-bit code of each ISCC unit present, by kind.
 pub(crate) fn codes_of(iscc: &IsccCodes) -> Result<Vec<(CodeKind, u64)>> {
-    let units = [
-        (CodeKind::Image, iscc.image.as_deref()),
-        (CodeKind::Audio, iscc.audio.as_deref()),
-        (CodeKind::Video, iscc.video.as_deref()),
-        (CodeKind::Data, Some(iscc.data.as_str())),
-    ];
-    units
-        .into_iter()
-        .filter_map(|(kind, unit)| unit.map(|u| (kind, u)))
-        .map(|(kind, unit)| {
-            media_fingerprint::iscc::unit_bits64(unit)
-                .map(|code| (kind, code))
-                .map_err(|e| RegistryError::invalid("iscc", format!("{unit}: {e}")))
-        })
-        .collect()
+    indexed_codes([
+        iscc.image.as_deref(),
+        iscc.audio.as_deref(),
+        iscc.video.as_deref(),
+        Some(iscc.data.as_str()),
+    ])
 }
 
 /// The 64-bit code of each unit a registrant claimed, by kind; every unit
@@ -101,21 +92,32 @@ pub(crate) fn claimed_codes(iscc: &ClaimedIscc) -> Result<Vec<(CodeKind, u64)>> 
                 RegistryError::invalid("iscc.code", format!("{code} is not an ISCC code"))
             })?;
     }
-    let units = [
-        (CodeKind::Image, iscc.image.as_deref()),
-        (CodeKind::Audio, iscc.audio.as_deref()),
-        (CodeKind::Video, iscc.video.as_deref()),
-        (CodeKind::Data, iscc.data.as_deref()),
-    ];
-    units
-        .into_iter()
-        .filter_map(|(kind, unit)| unit.map(|u| (kind, u)))
-        .map(|(kind, unit)| {
-            media_fingerprint::iscc::unit_bits64(unit)
-                .map(|code| (kind, code))
-                .map_err(|e| RegistryError::invalid("iscc", format!("{unit}: {e}")))
-        })
-        .collect()
+    indexed_codes([
+        iscc.image.as_deref(),
+        iscc.audio.as_deref(),
+        iscc.video.as_deref(),
+        iscc.data.as_deref(),
+    ])
+}
+
+/// Decodes the units the index covers: image, audio, video and data, in
+/// that order, each if present.
+fn indexed_codes(units: [Option<&str>; 4]) -> Result<Vec<(CodeKind, u64)>> {
+    [
+        CodeKind::Image,
+        CodeKind::Audio,
+        CodeKind::Video,
+        CodeKind::Data,
+    ]
+    .into_iter()
+    .zip(units)
+    .filter_map(|(kind, unit)| unit.map(|u| (kind, u)))
+    .map(|(kind, unit)| {
+        media_fingerprint::iscc::unit_bits64(unit)
+            .map(|code| (kind, code))
+            .map_err(|e| RegistryError::invalid("iscc", format!("{unit}: {e}")))
+    })
+    .collect()
 }
 
 /// Checks that every unit a registrant claimed decodes, as apply will.
