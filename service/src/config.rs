@@ -133,19 +133,35 @@ impl ServeArgs {
             validate_advertise(advertise)?;
         }
         match (&self.peer_tls_cert, &self.peer_tls_key) {
-            (Some(_), None) => bail!("--peer-tls-key (PROVREG_PEER_TLS_KEY) is required with --peer-tls-cert"),
-            (None, Some(_)) => bail!("--peer-tls-cert (PROVREG_PEER_TLS_CERT) is required with --peer-tls-key"),
+            (Some(_), None) => {
+                bail!("--peer-tls-key (PROVREG_PEER_TLS_KEY) is required with --peer-tls-cert")
+            }
+            (None, Some(_)) => {
+                bail!("--peer-tls-cert (PROVREG_PEER_TLS_CERT) is required with --peer-tls-key")
+            }
             (Some(_), Some(_)) => {
                 if self.peer_listen.is_none() {
                     bail!("--peer-tls-cert needs --peer-listen (PROVREG_PEER_LISTEN)");
                 }
-                if !self.advertise.as_deref().is_some_and(|a| a.starts_with("https://")) {
-                    bail!("--advertise (PROVREG_ADVERTISE) must be an https URL when the peer listener serves TLS");
+                if !self
+                    .advertise
+                    .as_deref()
+                    .is_some_and(|a| a.starts_with("https://"))
+                {
+                    bail!(
+                        "--advertise (PROVREG_ADVERTISE) must be an https URL when the peer listener serves TLS"
+                    );
                 }
             }
             (None, None) => {
-                if self.advertise.as_deref().is_some_and(|a| a.starts_with("https://")) {
-                    bail!("--advertise (PROVREG_ADVERTISE) is https, but no --peer-tls-cert and --peer-tls-key are given");
+                if self
+                    .advertise
+                    .as_deref()
+                    .is_some_and(|a| a.starts_with("https://"))
+                {
+                    bail!(
+                        "--advertise (PROVREG_ADVERTISE) is https, but no --peer-tls-cert and --peer-tls-key are given"
+                    );
                 }
             }
         }
