@@ -2,101 +2,17 @@
 //! adding nodes, writes through followers, reads everywhere, the loss of
 //! the leader, and peers refusing whoever is not a member.
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::support::{
+    NodeDir, TestApp, distinct_file, eventually, media, tree_head, verify_receipt, write_secret,
+};
 use base64::Engine;
 use base64::prelude::BASE64_STANDARD;
 use ring::digest::{SHA256, digest};
 use ring::signature::Ed25519KeyPair;
 use serde_json::{Value, json};
-use tempfile::TempDir;
-
-use crate::support::{TestApp, media, verify_receipt};
-
-/// A port free now on loopback, for a node's peer listener: peers must be
-/// told its URL before it starts.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// One node's data dir and peer URL.
-struct NodeDir {
-    id: u64,
-    dir: TempDir,
-    peer: String,
-}
-
-impl NodeDir {
-    fn new(id: u64) -> Self {
-        Self {
-            id,
-            dir: tempfile::tempdir().unwrap(),
-            peer: format!("http://127.0.0.1:{}", free_port()),
-        }
-    }
-
-    fn flags(&self, secret: &Path, join: bool) -> Vec<String> {
-        let mut flags = vec![
-            "--node-id".to_owned(),
-            self.id.to_string(),
-            "--peer-listen".to_owned(),
-            self.peer.trim_start_matches("http://").to_owned(),
-            "--advertise".to_owned(),
-            self.peer.clone(),
-            "--cluster-secret-file".to_owned(),
-            secret.display().to_string(),
-        ];
-        if join {
-            flags.push("--join".to_owned());
-        }
-        flags
-    }
-
-    async fn start(&self, secret: &Path, join: bool) -> TestApp {
-        let flags = self.flags(secret, join);
-        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-        TestApp::start_with(self.dir.path(), &flags).await
-    }
-}
-
-fn write_secret(dir: &Path, name: &str, secret: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, secret).unwrap();
-    path
-}
-
-/// Polls `check` until it holds, for at most `limit`.
-async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{what} did not happen within {limit:?}");
-}
-
-async fn tree_head(app: &TestApp) -> (u64, String) {
-    let cp = app.checkpoint().await;
-    (cp.head.size, hex::encode(cp.head.root.0))
-}
-
-fn distinct_file(seed: u32) -> Vec<u8> {
-    (0..5_000u32)
-        .map(|j| (j.wrapping_mul(131) ^ seed.wrapping_mul(2_654_435_761)) as u8)
-        .collect()
-}
 
 /// A peer request signed with `key` as node `sender` for node `target`.
 fn signed_request(

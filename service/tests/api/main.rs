@@ -9,6 +9,7 @@ mod compose;
 mod content;
 mod durability;
 mod errors;
+mod faults;
 mod matching;
 mod openapi;
 mod snapshots;

@@ -1,18 +1,20 @@
 //! `TestApp`: a real `provreg` process on a random port, with its own data
-//! directory, that tests can kill with SIGKILL and start again.
+//! directory, that tests can kill with SIGKILL and start again; and
+//! `NodeDir`, one node of a cluster of such processes.
 
 use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::prelude::BASE64_STANDARD;
 use registry::checkpoint::{VerifiedCheckpoint, verify_checkpoint};
 use registry::merkle::{decode_hash, leaf_hash, verify_inclusion};
 use serde_json::Value;
+use tempfile::TempDir;
 
 /// Path of a file in the shared test media.
 pub fn media(rel: &str) -> PathBuf {
@@ -70,9 +72,11 @@ impl TestApp {
         let stderr = child.stderr.take().expect("stderr is piped");
         let (tx, rx) = mpsc::channel();
         // Keep draining stderr for the life of the process so it never
-        // blocks on a full pipe; report the listening address once.
+        // blocks on a full pipe; report the listening address once, or
+        // what it printed if it ends before listening.
         std::thread::spawn(move || {
             let mut tx = Some(tx);
+            let mut before = Vec::new();
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
                 if std::env::var_os("PROVREG_TEST_LOG").is_some() {
@@ -84,14 +88,21 @@ impl TestApp {
                         .find_map(|w| w.strip_prefix("addr="))
                     && let Some(tx) = tx.take()
                 {
-                    let _ = tx.send(addr.parse::<SocketAddr>().expect("addr parses"));
+                    let _ = tx.send(Ok(addr.parse::<SocketAddr>().expect("addr parses")));
                 }
+                if tx.is_some() {
+                    before.push(line);
+                }
+            }
+            if let Some(tx) = tx {
+                let _ = tx.send(Err(before.join("\n")));
             }
         });
         let addr = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(120)))
             .await
             .unwrap()
-            .expect("provreg did not report a listening address");
+            .expect("provreg did not report a listening address within 120 s")
+            .unwrap_or_else(|printed| panic!("provreg ended before listening:\n{printed}"));
         let token = std::fs::read_to_string(data_dir.join("operator.token"))
             .unwrap()
             .trim()
@@ -200,4 +211,104 @@ pub fn verify_receipt(receipt: &Value, key: &str) {
     let leaf: Value = serde_json::from_slice(&leaf).unwrap();
     assert_eq!(leaf["content_id"], receipt["content_id"]);
     assert_eq!(leaf["sha256"], receipt["sha256"]);
+}
+
+/// A port free now on loopback, for a node's peer listener: peers must be
+/// told its URL before it starts.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One cluster node's data dir and peer addresses.
+pub struct NodeDir {
+    /// Its `--node-id`.
+    pub id: u64,
+    /// Its data dir, kept across restarts.
+    pub dir: TempDir,
+    /// Where its peer listener binds (`--peer-listen`).
+    pub listen: String,
+    /// The URL peers reach it at (`--advertise`): its peer listener, or a
+    /// proxy in front of it.
+    pub peer: String,
+}
+
+impl NodeDir {
+    /// A node whose peers reach its peer listener directly.
+    pub fn new(id: u64) -> Self {
+        let listen = format!("127.0.0.1:{}", free_port());
+        Self {
+            id,
+            dir: tempfile::tempdir().unwrap(),
+            peer: format!("http://{listen}"),
+            listen,
+        }
+    }
+
+    /// Its cluster flags; `join` for a node that waits to be added.
+    pub fn flags(&self, secret: &Path, join: bool) -> Vec<String> {
+        let mut flags = vec![
+            "--node-id".to_owned(),
+            self.id.to_string(),
+            "--peer-listen".to_owned(),
+            self.listen.clone(),
+            "--advertise".to_owned(),
+            self.peer.clone(),
+            "--cluster-secret-file".to_owned(),
+            secret.display().to_string(),
+        ];
+        if join {
+            flags.push("--join".to_owned());
+        }
+        flags
+    }
+
+    /// Starts (or starts again) this node's process.
+    pub async fn start(&self, secret: &Path, join: bool) -> TestApp {
+        let flags = self.flags(secret, join);
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        TestApp::start_with(self.dir.path(), &flags).await
+    }
+}
+
+/// Writes a cluster secret file `name` in `dir`.
+pub fn write_secret(dir: &Path, name: &str, secret: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, secret).unwrap();
+    path
+}
+
+/// Polls `check` until it holds, for at most `limit`.
+pub async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what} did not happen within {limit:?}");
+}
+
+/// The node's tree size and root (hex), from its verified checkpoint.
+pub async fn tree_head(app: &TestApp) -> (u64, String) {
+    let cp = app.checkpoint().await;
+    (cp.head.size, hex::encode(cp.head.root.0))
+}
+
+/// 5,000 bytes that differ for every `seed`: a new registration each.
+/// Every byte of the seed's (bijective) hash shows in the first four
+/// bytes, so no two seeds give the same file.
+pub fn distinct_file(seed: u32) -> Vec<u8> {
+    let key = seed.wrapping_mul(2_654_435_761);
+    (0..5_000u32)
+        .map(|j| (j.wrapping_mul(131) ^ key.rotate_right(8 * (j % 4))) as u8)
+        .collect()
 }
