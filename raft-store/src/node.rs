@@ -236,9 +236,14 @@ impl RaftNode {
         let sm = StateMachine::new(registry, config.dir.join("snapshot.jsonl"));
         let raft_config = openraft::Config {
             cluster_name: "provreg".into(),
-            heartbeat_interval: 250,
-            election_timeout_min: 1000,
-            election_timeout_max: 2000,
+            // openraft's leader lease is election_timeout_max, and a
+            // follower stands for election only once the lease and its own
+            // timeout have both passed without a heartbeat: these give a
+            // new leader 1 to 2 s after the old one stops, and 2.5 s with
+            // one failed election, well inside the 5 s a client may wait.
+            heartbeat_interval: 100,
+            election_timeout_min: 500,
+            election_timeout_max: 1000,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.snapshot_every),
             max_in_snapshot_log_to_keep: config.snapshot_every / 10,
             ..Default::default()

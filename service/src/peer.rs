@@ -751,7 +751,9 @@ impl Transport for Peers {
         Box::pin(async move {
             let timeout = match rpc {
                 Rpc::Snapshot => Duration::from_secs(300),
-                Rpc::Write => Duration::from_secs(30),
+                // A cut-off follower must answer its client in time; a
+                // write that took longer is resolved by a lookup.
+                Rpc::Write => Duration::from_secs(10),
                 _ => Duration::from_secs(10),
             };
             let path = format!("/v1/raft/{}", rpc.as_str());

@@ -671,11 +671,6 @@ struct Attempt {
 /// accepted within 5 s of the kill. Prints each round's figures (the
 /// terms column counts elections: more than one means one failed).
 #[tokio::test]
-#[ignore = "failover takes 5 s or more now and then (2 of 44 rounds in debug, \
-            5.9 s and 6.1 s): followers start an election only 3-4 s after \
-            the last heartbeat (openraft's leader lease, election_timeout_max \
-            = 2 s, runs before the 1-2 s election timeout), and a first \
-            election that fails costs another 1-2 s"]
 async fn leader_kill_rounds() {
     let rounds: usize = std::env::var("PROVREG_KILL_ROUNDS")
         .ok()
