@@ -529,6 +529,23 @@ async fn start_up_refusals() {
         &["--cluster-secret-file", short.to_str().unwrap()],
     );
     assert!(err.contains("shorter than 16"), "{err}");
+    let err = TestApp::start_fails(
+        dir.path(),
+        &[
+            "--peer-listen",
+            "127.0.0.1:0",
+            "--advertise",
+            "https://node.example:7000",
+        ],
+    );
+    assert!(
+        err.contains("--advertise") && err.contains("--peer-tls-cert"),
+        "{err}"
+    );
+    let err = TestApp::start_fails(dir.path(), &["--peer-tls-cert", "cert.pem"]);
+    assert!(err.contains("--peer-tls-key"), "{err}");
+    let err = TestApp::start_fails(dir.path(), &["--snapshot-every", "3"]);
+    assert!(err.contains("--snapshot-every"), "{err}");
 
     // A node that formed a cluster cannot --join another: its data dir
     // holds its own cluster's state.
