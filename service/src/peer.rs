@@ -121,6 +121,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 /// Who sent a peer message to whom, when, and its nonce: the part of
 /// every signed message that is the same for requests and responses.
+#[derive(Clone, Copy)]
 struct Envelope<'a> {
     cluster: &'a str,
     sender: u64,
@@ -414,14 +415,7 @@ impl Peers {
             ));
         }
         Self::check_clock(timestamp)?;
-        let message = Envelope {
-            cluster,
-            sender,
-            target,
-            timestamp,
-            nonce,
-        }
-        .request_message(method, path_and_query, body);
+        let message = envelope.request_message(method, path_and_query, body);
         self.verify_signature(sender, &message, signature)?;
         self.remember_nonce(sender, nonce)?;
         Ok((sender, nonce.to_owned()))
@@ -545,7 +539,7 @@ impl Peers {
             sender,
             target,
             timestamp,
-            nonce,
+            ..
         } = envelope;
         if Some(cluster) != self.cluster_id().as_deref() || sender != from || target != self.node_id
         {
@@ -554,14 +548,7 @@ impl Peers {
             )));
         }
         Self::check_clock(timestamp)?;
-        let message = Envelope {
-            cluster,
-            sender,
-            target,
-            timestamp,
-            nonce,
-        }
-        .response_message(status.as_u16(), request_nonce, body);
+        let message = envelope.response_message(status.as_u16(), request_nonce, body);
         self.verify_signature(sender, &message, signature)
     }
 
