@@ -71,3 +71,42 @@ fn leader_hint(id: &Option<u64>, addr: &Option<String>) -> String {
 
 /// Result with [`StoreError`] as the default error.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Written by hand because [`io::Error`] is not `Clone`: a clone of an I/O
+/// error keeps its kind and message. One failed command can be the answer
+/// to several writers whose leaves it carried.
+impl Clone for StoreError {
+    fn clone(&self) -> Self {
+        match self {
+            Self::Io(e) => Self::Io(io::Error::new(e.kind(), e.to_string())),
+            Self::NotLeader {
+                leader_id,
+                leader_addr,
+            } => Self::NotLeader {
+                leader_id: *leader_id,
+                leader_addr: leader_addr.clone(),
+            },
+            Self::Unavailable { reason } => Self::Unavailable {
+                reason: reason.clone(),
+            },
+            Self::OutcomeUnknown(why) => Self::OutcomeUnknown(why.clone()),
+            Self::ClockSkew {
+                entry,
+                leader,
+                max_skew_ms,
+            } => Self::ClockSkew {
+                entry: entry.clone(),
+                leader: leader.clone(),
+                max_skew_ms: *max_skew_ms,
+            },
+            Self::CommandTooLarge { len, max } => Self::CommandTooLarge {
+                len: *len,
+                max: *max,
+            },
+            Self::Membership(why) => Self::Membership(why.clone()),
+            Self::NoLeader(after) => Self::NoLeader(*after),
+            Self::BadMessage(why) => Self::BadMessage(why.clone()),
+            Self::Raft(why) => Self::Raft(why.clone()),
+        }
+    }
+}

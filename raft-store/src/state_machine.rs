@@ -80,26 +80,26 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let outcomes = match &entry.payload {
                 EntryPayload::Blank => Vec::new(),
                 EntryPayload::Normal(command) => {
-                    let mut outcomes = Vec::with_capacity(command.leaves.len());
-                    for proposed in &command.leaves {
-                        let outcome = match tx
-                            .apply_leaf(&proposed.leaf, proposed.prints.as_deref())
-                            .await
-                        {
-                            Ok(outcome) => outcome,
-                            Err(e @ registry::RegistryError::UnsupportedEntry(_)) => {
-                                // Fail-stop: the batch is not committed, Raft
-                                // stops on the storage error, and a restart with
-                                // a newer build applies the entry from the log.
-                                tracing::error!(raft.index = log_id.index, error = %e, "Stopping: the log holds an entry this build cannot apply.");
-                                return Err(io_err(e));
-                            }
-                            Err(e) => return Err(io_err(e)),
-                        };
-                        if let ApplyOutcome::Rejected(rejection) = &outcome {
+                    let leaves: Vec<(&str, Option<&str>)> = command
+                        .leaves
+                        .iter()
+                        .map(|p| (p.leaf.as_str(), p.prints.as_deref()))
+                        .collect();
+                    let outcomes = match tx.apply_leaves(&leaves).await {
+                        Ok(outcomes) => outcomes,
+                        Err(e @ registry::RegistryError::UnsupportedEntry(_)) => {
+                            // Fail-stop: the batch is not committed, Raft
+                            // stops on the storage error, and a restart with
+                            // a newer build applies the entry from the log.
+                            tracing::error!(raft.index = log_id.index, error = %e, "Stopping: the log holds an entry this build cannot apply.");
+                            return Err(io_err(e));
+                        }
+                        Err(e) => return Err(io_err(e)),
+                    };
+                    for outcome in &outcomes {
+                        if let ApplyOutcome::Rejected(rejection) = outcome {
                             tracing::info!(raft.index = log_id.index, %rejection, "Entry rejected when applied.");
                         }
-                        outcomes.push(outcome);
                     }
                     outcomes
                 }

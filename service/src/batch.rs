@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 
 use axum::http::StatusCode;
-use raft_store::{Command, ProposedLeaf, StoreError};
+use raft_store::ProposedLeaf;
 use registry::{
     ApplyOutcome, ClaimedIscc, ContentClaim, EntryBody, FingerprintedBy, LedgerEntry, Metadata,
     Rejection,
@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{ApiError, ApiResult};
-use crate::register::stamp;
+use crate::propose::{MakeLeaf, Refused};
 use crate::state::AppState;
 use crate::views::{ContentView, LedgerReceipt, RegistrationReceipt};
 
@@ -71,7 +71,7 @@ pub struct BatchResponse {
 
 /// Checks one item and builds its claim; the error is the item's 400 or
 /// 409.
-async fn claim_of(state: &AppState, raw: Value, at: &str) -> ApiResult<ContentClaim> {
+async fn claim_of(state: &AppState, raw: Value) -> ApiResult<ContentClaim> {
     let item: Item =
         serde_json::from_value(raw).map_err(|e| ApiError::BadRequest(format!("item: {e}")))?;
     let sha256 = item.sha256.to_ascii_lowercase();
@@ -105,7 +105,8 @@ async fn claim_of(state: &AppState, raw: Value, at: &str) -> ApiResult<ContentCl
     }
     Ok(ContentClaim {
         content_id: uuid::Uuid::now_v7().to_string(),
-        claimed_at: at.to_owned(),
+        // Stamped by the proposer.
+        claimed_at: String::new(),
         registrant: OPERATOR.to_owned(),
         fingerprinted_by: FingerprintedBy::Registrant,
         sha256,
@@ -127,12 +128,11 @@ pub async fn register_batch(state: &AppState, items: Vec<Value>) -> ApiResult<Ba
     // content.claimed is new at this feature level: no voter may meet it
     // before its build knows it.
     crate::cluster::require_feature_level(state, registry::FEATURE_LEVEL).await?;
-    let at = stamp(state).await?;
     let mut results: Vec<Option<ItemResult>> = Vec::with_capacity(items.len());
     let mut claims: Vec<(usize, ContentClaim)> = Vec::new();
     let mut seen: HashMap<String, usize> = HashMap::new();
     for (position, raw) in items.into_iter().enumerate() {
-        match claim_of(state, raw, &at).await {
+        match claim_of(state, raw).await {
             Ok(claim) => {
                 if let Some(first) = seen.get(&claim.sha256) {
                     results.push(Some(ItemResult::problem(&ApiError::Conflict(format!(
@@ -151,7 +151,7 @@ pub async fn register_batch(state: &AppState, items: Vec<Value>) -> ApiResult<Ba
         let outcomes = propose(state, &mut claims).await?;
         let tree_size = outcomes
             .iter()
-            .filter_map(|o| match o {
+            .filter_map(|(o, _)| match o {
                 ApplyOutcome::Appended { tree_size, .. } => Some(*tree_size),
                 _ => None,
             })
@@ -164,15 +164,28 @@ pub async fn register_batch(state: &AppState, items: Vec<Value>) -> ApiResult<Ba
             }
             None => None,
         };
-        for ((position, claim), outcome) in claims.into_iter().zip(outcomes) {
+        for ((position, claim), (outcome, leaf)) in claims.into_iter().zip(outcomes) {
             results[position] = Some(match outcome {
                 ApplyOutcome::Appended { index, .. } => {
                     let (head, note) = checkpoint.clone().ok_or_else(|| {
                         ApiError::Internal(anyhow::anyhow!("an appended claim without a tree size"))
                     })?;
                     let (root, proof) = state.registry.inclusion_proof(index, head.size).await?;
-                    let leaf =
-                        LedgerEntry::new(EntryBody::ContentClaimed(claim.clone())).to_leaf()?;
+                    let leaf = match leaf {
+                        Some(leaf) => leaf,
+                        None => {
+                            state
+                                .registry
+                                .entry(index)
+                                .await?
+                                .ok_or_else(|| {
+                                    ApiError::Internal(anyhow::anyhow!(
+                                        "leaf {index} vanished after it was applied"
+                                    ))
+                                })?
+                                .leaf
+                        }
+                    };
                     ItemResult {
                         status: StatusCode::CREATED.as_u16(),
                         receipt: Some(RegistrationReceipt {
@@ -201,51 +214,58 @@ pub async fn register_batch(state: &AppState, items: Vec<Value>) -> ApiResult<Ba
     Ok(BatchResponse { results })
 }
 
-/// Proposes the claims as one command; stamps them anew and proposes again
-/// if faster writers moved the ledger's time past their stamp, and settles
-/// an unknown outcome with a linearizable lookup of their ids.
+/// Proposes the claims together (the proposer stamps them), and settles an
+/// unknown outcome with a linearizable lookup of their ids. Each outcome
+/// comes with the leaf text when this call proposed it.
 async fn propose(
     state: &AppState,
     claims: &mut [(usize, ContentClaim)],
-) -> ApiResult<Vec<ApplyOutcome>> {
-    for _ in 0..4 {
-        let leaves = claims
+) -> ApiResult<Vec<(ApplyOutcome, Option<String>)>> {
+    for _ in 0..MAX_PROPOSALS {
+        let makers = claims
             .iter()
             .map(|(_, claim)| {
-                ProposedLeaf::new(
-                    &LedgerEntry::new(EntryBody::ContentClaimed(claim.clone())),
-                    None,
-                )
-            })
-            .collect::<registry::Result<Vec<_>>>()?;
-        match state.node.write(Command { leaves }).await {
-            Ok(written) => {
-                let regressed = written.outcomes.iter().any(|o| {
-                    matches!(
-                        o,
-                        ApplyOutcome::Rejected(Rejection::TimestampRegressed { .. })
-                    )
+                let unstamped = claim.clone();
+                let make: MakeLeaf = Box::new(move |at| {
+                    let mut claim = unstamped.clone();
+                    claim.claimed_at = at.to_owned();
+                    ProposedLeaf::new(&LedgerEntry::new(EntryBody::ContentClaimed(claim)), None)
                 });
-                if !regressed {
-                    return Ok(written.outcomes);
+                make
+            })
+            .collect();
+        match state.proposer.propose(makers).await {
+            Ok(proposed) => {
+                for (_, claim) in claims.iter_mut() {
+                    claim.claimed_at = proposed.at.clone();
                 }
+                return Ok(proposed
+                    .outcomes
+                    .into_iter()
+                    .zip(proposed.leaves.into_iter().map(Some))
+                    .collect());
             }
-            Err(StoreError::OutcomeUnknown(why)) => {
+            Err(Refused::Unknown(why)) => {
                 tracing::warn!(reason = %why, "A batch's outcome is unknown; looking it up.");
                 state.node.linearize().await?;
                 let mut outcomes = Vec::with_capacity(claims.len());
                 let mut any = false;
-                for (_, claim) in claims.iter() {
+                for (_, claim) in claims.iter_mut() {
                     match state.registry.claim(&claim.content_id).await? {
                         Some(found) => {
                             any = true;
-                            outcomes.push(ApplyOutcome::Appended {
-                                index: found.ledger_index,
-                                tree_size: found.ledger_index + 1,
-                            });
+                            outcomes.push((
+                                ApplyOutcome::Appended {
+                                    index: found.ledger_index,
+                                    tree_size: found.ledger_index + 1,
+                                },
+                                None,
+                            ));
+                            *claim = found.claim;
                         }
                         None => {
-                            outcomes.push(ApplyOutcome::Rejected(duplicate_of(state, claim).await?))
+                            let rejection = duplicate_of(state, claim).await?;
+                            outcomes.push((ApplyOutcome::Rejected(rejection), None));
                         }
                     }
                 }
@@ -254,17 +274,17 @@ async fn propose(
                 }
                 // Nothing of it committed, and now it never will: again.
             }
-            Err(e) => return Err(e.into()),
-        }
-        let at = stamp(state).await?;
-        for (_, claim) in claims.iter_mut() {
-            claim.claimed_at = at.clone();
+            Err(Refused::Failed(e)) => return Err(e),
         }
     }
     Err(ApiError::Unavailable(
         "the batch could not be committed; retry".into(),
     ))
 }
+
+/// How many times a batch whose outcome was unknown, and which the lookup
+/// showed did not commit, is proposed again.
+const MAX_PROPOSALS: usize = 4;
 
 /// Why a claim of a committed batch is not in the ledger: its bytes were
 /// registered or claimed first.

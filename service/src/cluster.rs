@@ -11,7 +11,7 @@ use raft_store::{ClusterView, PeerNode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use raft_store::Command;
+use raft_store::ProposedLeaf;
 use registry::{
     ApplyOutcome, Approval, ClusterFormed, EntryBody, FEATURE_LEVEL, LedgerEntry,
     MembershipApproved, NodeAdded, NodeRecord, NodeRemoved, Rejection,
@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::error::{ApiError, ApiResult};
-use crate::register::stamp;
+use crate::propose::stamp;
 use crate::state::AppState;
 
 /// How long adding a learner waits for it to catch up before answering
@@ -177,7 +177,7 @@ pub async fn add_learner(state: &AppState, via: Via, req: LearnerRequest) -> Api
                 checkpoint_key: reply.checkpoint_key.clone().unwrap_or_default(),
                 feature_level: reply.feature_level,
             };
-            append(state, |at| {
+            append(state, move |at| {
                 EntryBody::NodeAdded(NodeAdded {
                     added_at: at,
                     node: record.clone(),
@@ -277,7 +277,7 @@ async fn approve(state: &AppState, to: &BTreeSet<u64>) -> ApiResult<Approval> {
         from_voters: view.voters.clone(),
         to_voters: to.iter().copied().collect(),
         approver: view.node_id,
-        approved_at: stamp(state).await?,
+        approved_at: stamp(&state.registry).await?,
         signature: String::new(),
     };
     state.peers.sign_approval(&mut approval);
@@ -326,10 +326,11 @@ async fn submit(
     let to_list = approval.to_voters.clone();
     let mut approvers = state.registry.approvers(&from, &to_list, &since).await?;
     if !approvers.contains(&approval.approver) {
-        append(state, |at| {
+        let recorded = approval.clone();
+        append(state, move |at| {
             EntryBody::MembershipApproved(MembershipApproved {
                 recorded_at: at,
-                approval: approval.clone(),
+                approval: recorded.clone(),
             })
         })
         .await?;
@@ -412,7 +413,7 @@ pub async fn remove_node(state: &AppState, via: Via, node_id: u64) -> ApiResult<
         .await?
         .is_some_and(|n| !n.removed)
     {
-        append(state, |at| {
+        append(state, move |at| {
             EntryBody::NodeRemoved(NodeRemoved {
                 removed_at: at,
                 node_id,
@@ -444,29 +445,27 @@ pub(crate) async fn require_feature_level(state: &AppState, level: u32) -> ApiRe
     Ok(())
 }
 
-/// Appends one entry built by `make` from its timestamp, stamping it anew
-/// if faster writers moved the ledger's time past the stamp.
-async fn append(state: &AppState, make: impl Fn(String) -> EntryBody) -> ApiResult<u64> {
-    for _ in 0..4 {
-        let entry = LedgerEntry::new(make(stamp(state).await?));
-        let command = Command::new(&entry, None)?;
-        match crate::register::single(state.node.write(command).await?.outcomes)? {
-            ApplyOutcome::Appended { index, .. } => return Ok(index),
-            ApplyOutcome::Rejected(Rejection::TimestampRegressed { .. }) => {}
-            ApplyOutcome::Rejected(rejection) => {
-                return Err(ApiError::Conflict(rejection.to_string()));
-            }
-            ApplyOutcome::NoLedgerChange => {
-                return Err(ApiError::Internal(anyhow::anyhow!(
-                    "a {} entry was applied without a ledger change",
-                    entry.type_name()
-                )));
-            }
+/// Appends one entry built by `make` from its timestamp.
+async fn append(
+    state: &AppState,
+    make: impl Fn(String) -> EntryBody + Send + 'static,
+) -> ApiResult<u64> {
+    let (_, outcome, _) = state
+        .proposer
+        .propose_one(Box::new(move |at| {
+            ProposedLeaf::new(&LedgerEntry::new(make(at.to_owned())), None)
+        }))
+        .await?;
+    match outcome {
+        ApplyOutcome::Appended { index, .. } => Ok(index),
+        ApplyOutcome::Rejected(rejection @ Rejection::TimestampRegressed { .. }) => {
+            Err(rejection.into())
         }
+        ApplyOutcome::Rejected(rejection) => Err(ApiError::Conflict(rejection.to_string())),
+        ApplyOutcome::NoLedgerChange => Err(ApiError::Internal(anyhow::anyhow!(
+            "a cluster entry was applied without a ledger change"
+        ))),
     }
-    Err(ApiError::Unavailable(
-        "the entry could not be committed; retry".into(),
-    ))
 }
 
 /// Records this node in the ledger if it leads and is not recorded yet:
@@ -489,12 +488,13 @@ pub async fn record_self(state: &AppState) -> anyhow::Result<()> {
         feature_level: FEATURE_LEVEL,
     };
     let empty = state.registry.tree_size().await? == 0;
-    let index = append(state, |at| {
+    let cluster = record.clone();
+    let index = append(state, move |at| {
         if empty {
             EntryBody::ClusterFormed(ClusterFormed {
                 formed_at: at,
-                cluster_id: record.cluster_id.clone(),
-                origin: record.origin.clone(),
+                cluster_id: cluster.cluster_id.clone(),
+                origin: cluster.origin.clone(),
                 founder: me.clone(),
             })
         } else {

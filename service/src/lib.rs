@@ -26,6 +26,7 @@ mod error;
 mod identity;
 mod matching;
 mod peer;
+mod propose;
 mod register;
 mod routes;
 mod state;
@@ -50,6 +51,7 @@ pub use views::{ContentView, LedgerReceipt, RegistrationReceipt};
 use crate::config::ServeArgs;
 use crate::identity::{ClusterRecord, Identity};
 use crate::peer::Peers;
+use crate::propose::Proposer;
 
 /// The API with its state attached.
 pub fn router(state: AppState) -> Router {
@@ -162,6 +164,7 @@ pub async fn run(
     let state = AppState {
         registry: registry.clone(),
         node: node.clone(),
+        proposer: Proposer::start(node.clone(), registry.clone()),
         peers: peers.clone(),
         operator_token_digest: identity.operator_token_digest,
         upload_dir,

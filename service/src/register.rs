@@ -3,15 +3,14 @@
 use std::io::BufReader;
 
 use media_fingerprint::{ContentFingerprint, MissingFingerprint, Sniffed};
-use raft_store::{Command, StoreError};
+use raft_store::ProposedLeaf;
 use registry::checkpoint::TreeHead;
 use registry::{
     ApplyOutcome, ContentRegistration, EntryBody, IsccCodes, LedgerEntry, Prints, Rejection,
 };
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::error::{ApiError, ApiResult};
+use crate::propose::{MakeLeaf, Refused};
 use crate::state::AppState;
 use crate::upload::Received;
 use crate::views::{ContentView, LedgerReceipt, RegistrationReceipt};
@@ -66,7 +65,7 @@ pub async fn register(state: &AppState, upload: Received) -> ApiResult<Registrat
         claim,
     };
     let content_id = registration.content_id.clone();
-    let (index, tree_size) = propose(state, &mut registration, prints).await?;
+    let (index, tree_size, leaf) = propose(state, &mut registration, prints).await?;
     tracing::info!(
         content.id = %content_id,
         ledger.index = index,
@@ -75,7 +74,7 @@ pub async fn register(state: &AppState, upload: Received) -> ApiResult<Registrat
         "Registered content."
     );
 
-    let ledger = receipt(state, index, tree_size).await?;
+    let ledger = receipt(state, index, tree_size, leaf).await?;
     Ok(RegistrationReceipt {
         content: ContentView::new(registration, index),
         ledger,
@@ -127,30 +126,38 @@ fn fit_prints(
 /// Room left in a command for everything but the prints.
 const PRINTS_MARGIN: usize = 1024 * 1024;
 
-/// How many times a registration is stamped anew and proposed again when
-/// faster writers moved the ledger's time past its stamp.
+/// How many times a registration is proposed again when a claim of the
+/// same bytes committed just before it, or when its outcome was unknown and
+/// the lookup showed it did not commit.
 const MAX_PROPOSALS: usize = 4;
 
-/// Proposes `registration` through the leader, stamping it just before,
-/// and resolves a write whose fate is unknown by looking up its content id
-/// in a linearizable read: an entry that committed anywhere is found, and
-/// one that did not can never commit after that read. Returns the leaf
-/// index and the tree size right after it.
+/// Proposes `registration`, stamped by the proposer, and resolves a write
+/// whose fate is unknown by looking up its content id in a linearizable
+/// read: an entry that committed anywhere is found, and one that did not
+/// can never commit after that read. Returns the leaf index, the tree size
+/// right after it and the leaf text when this call proposed it.
 async fn propose(
     state: &AppState,
     registration: &mut ContentRegistration,
     prints: Option<String>,
-) -> ApiResult<(u64, u64)> {
+) -> ApiResult<(u64, u64, Option<String>)> {
     let mut last_rejection = None;
     for _ in 0..MAX_PROPOSALS {
-        registration.registered_at = stamp(state).await?;
-        let entry = LedgerEntry::new(EntryBody::ContentRegistered(registration.clone()));
-        let command = Command::new(&entry, prints.clone())?;
-        match state.node.write(command).await {
-            Ok(written) => match single(written.outcomes)? {
-                ApplyOutcome::Appended { index, tree_size } => return Ok((index, tree_size)),
-                ApplyOutcome::Rejected(rejection @ Rejection::TimestampRegressed { .. }) => {
-                    last_rejection = Some(rejection);
+        let unstamped = registration.clone();
+        let leaf_prints = prints.clone();
+        let make: MakeLeaf = Box::new(move |at| {
+            let mut registration = unstamped.clone();
+            registration.registered_at = at.to_owned();
+            ProposedLeaf::new(
+                &LedgerEntry::new(EntryBody::ContentRegistered(registration)),
+                leaf_prints.clone(),
+            )
+        });
+        match state.proposer.propose_one(make).await {
+            Ok((at, outcome, leaf)) => match outcome {
+                ApplyOutcome::Appended { index, tree_size } => {
+                    registration.registered_at = at;
+                    return Ok((index, tree_size, Some(leaf)));
                 }
                 // A claim of the same bytes committed meanwhile: name it.
                 ApplyOutcome::Rejected(Rejection::ClaimNotReferenced { claim_id }) => {
@@ -164,50 +171,23 @@ async fn propose(
                     )));
                 }
             },
-            Err(StoreError::OutcomeUnknown(why)) => {
+            Err(Refused::Unknown(why)) => {
                 tracing::warn!(content.id = %registration.content_id, reason = %why, "A registration's outcome is unknown; looking it up.");
                 state.node.linearize().await?;
                 if let Some(record) = state.registry.content(&registration.content_id).await? {
                     let tree_size = state.registry.tree_size().await?;
                     *registration = record.registration;
-                    return Ok((record.ledger_index, tree_size));
+                    return Ok((record.ledger_index, tree_size, None));
                 }
                 // Not committed, and now it never will be: propose again.
             }
-            Err(e) => return Err(e.into()),
+            Err(Refused::Failed(e)) => return Err(e),
         }
     }
     Err(last_rejection.map_or_else(
         || ApiError::Unavailable("the registration could not be committed; retry".into()),
         ApiError::from,
     ))
-}
-
-/// The outcome of a one-leaf command.
-pub(crate) fn single(outcomes: Vec<ApplyOutcome>) -> ApiResult<ApplyOutcome> {
-    let mut outcomes = outcomes.into_iter();
-    match (outcomes.next(), outcomes.next()) {
-        (Some(outcome), None) => Ok(outcome),
-        _ => Err(ApiError::Internal(anyhow::anyhow!(
-            "a one-leaf command was applied as another number of leaves"
-        ))),
-    }
-}
-
-/// A timestamp for a new entry: now, to the second, but never before the
-/// last leaf's, since the ledger's time does not go backwards.
-pub(crate) async fn stamp(state: &AppState) -> ApiResult<String> {
-    let now = OffsetDateTime::now_utc()
-        .replace_nanosecond(0)
-        .map_err(|e| ApiError::Internal(e.into()))?;
-    let latest = state
-        .registry
-        .latest_timestamp()
-        .await?
-        .and_then(|text| OffsetDateTime::parse(&text, &Rfc3339).ok());
-    let at = latest.map_or(now, |latest| latest.max(now));
-    at.format(&Rfc3339)
-        .map_err(|e| ApiError::Internal(e.into()))
 }
 
 /// Every ISCC unit of the upload, and the composite ISCC-CODE over them.
@@ -271,25 +251,36 @@ pub(crate) async fn fingerprint(
     .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("fingerprinting panicked")))
 }
 
-/// The proof material for leaf `index` in the tree of `tree_size` leaves.
-pub async fn receipt(state: &AppState, index: u64, tree_size: u64) -> ApiResult<LedgerReceipt> {
+/// The proof material for leaf `index` in the tree of `tree_size` leaves;
+/// the leaf's text is read from the ledger unless the caller has it.
+pub async fn receipt(
+    state: &AppState,
+    index: u64,
+    tree_size: u64,
+    leaf: Option<String>,
+) -> ApiResult<LedgerReceipt> {
     let (root, proof) = state.registry.inclusion_proof(index, tree_size).await?;
-    let entry = state.registry.entry(index).await?.ok_or_else(|| {
-        ApiError::Internal(anyhow::anyhow!(
-            "leaf {index} vanished after it was applied"
-        ))
-    })?;
+    let leaf = match leaf {
+        Some(leaf) => leaf,
+        None => {
+            state
+                .registry
+                .entry(index)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::Internal(anyhow::anyhow!(
+                        "leaf {index} vanished after it was applied"
+                    ))
+                })?
+                .leaf
+        }
+    };
     let checkpoint = state.signer()?.sign_checkpoint(&TreeHead {
         size: tree_size,
         root,
     })?;
     Ok(LedgerReceipt::new(
-        index,
-        tree_size,
-        root,
-        &proof,
-        &entry.leaf,
-        checkpoint,
+        index, tree_size, root, &proof, &leaf, checkpoint,
     ))
 }
 

@@ -9,6 +9,7 @@ use registry::checkpoint::LogSigner;
 
 use crate::error::{ApiError, ApiResult};
 use crate::peer::Peers;
+use crate::propose::Proposer;
 
 /// What handlers need. Cheap to clone.
 #[derive(Clone)]
@@ -17,6 +18,8 @@ pub struct AppState {
     pub registry: Registry,
     /// Writes go through Raft.
     pub node: RaftNode,
+    /// Ledger writes, gathered into commands (group commit).
+    pub proposer: Proposer,
     /// Node-to-node traffic, the cluster record and the checkpoint signer.
     pub peers: Arc<Peers>,
     /// SHA-256 of the operator token.

@@ -1,5 +1,6 @@
 //! The write path: one transaction per batch of committed Raft entries.
 
+use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
 
 use futures_util::FutureExt;
@@ -10,7 +11,7 @@ use time::format_description::well_known::Rfc3339;
 
 use super::cluster;
 use super::similarity::{self, claimed_codes, codes_of, crop_codes};
-use super::{RaftMarks, from_i64, to_i64, with_hashes};
+use super::{Param, RaftMarks, from_i64, insert_rows, to_i64, with_hashes};
 use crate::entry::{ApplyOutcome, EntryBody, LedgerEntry, Prints, Rejection};
 use crate::{RegistryError, Result};
 
@@ -30,6 +31,10 @@ impl std::fmt::Debug for ApplyTx {
             .finish_non_exhaustive()
     }
 }
+
+/// A leaf holding this text panics once applied (tests of the panic path).
+#[cfg(test)]
+pub(crate) const PANIC_AFTER_APPEND: &str = "panic after append";
 
 impl ApplyTx {
     pub(super) async fn begin(pool: &AnyPool) -> Result<Self> {
@@ -56,55 +61,85 @@ impl ApplyTx {
         self.apply_leaf(&entry.to_leaf()?, prints).await
     }
 
-    /// Applies one proposed leaf, exactly these bytes. Business rules (no
-    /// duplicate bytes, references must exist, time never goes backwards)
-    /// are checked here, against the data as of this point in the log, so
-    /// every replica reaches the same outcome.
+    /// Applies one proposed leaf, exactly these bytes; see
+    /// [`ApplyTx::apply_leaves`].
+    pub async fn apply_leaf(&mut self, leaf: &str, prints: Option<&str>) -> Result<ApplyOutcome> {
+        let mut outcomes = self.apply_leaves(&[(leaf, prints)]).await?;
+        outcomes
+            .pop()
+            .ok_or_else(|| RegistryError::Corrupt("one leaf was applied as none".into()))
+    }
+
+    /// Applies the leaves of one command in order, exactly these bytes,
+    /// each accepted or rejected on its own. Business rules (no duplicate
+    /// bytes, references must exist, time never goes backwards) are checked
+    /// here, against the data as of this point in the log, so every replica
+    /// reaches the same outcomes.
     ///
-    /// `prints` is the JSON of the [`Prints`] proposed with the entry, if
+    /// A leaf's `prints` is the JSON of the [`Prints`] proposed with it, if
     /// any; it must be exactly what the entry's `prints_sha256` commits to.
     ///
     /// An `Err` is a storage failure or an entry this build cannot judge
     /// ([`RegistryError::UnsupportedEntry`]); the batch must not commit. A
-    /// panic while applying is caught, its writes are rolled back, and it
-    /// becomes [`Rejection::ApplyFailed`], which every replica reaches alike
-    /// instead of replaying a fatal error forever.
-    pub async fn apply_leaf(&mut self, leaf: &str, prints: Option<&str>) -> Result<ApplyOutcome> {
-        let entry = match LedgerEntry::decode_proposed(leaf)? {
-            Ok(entry) => entry,
-            Err(rejection) => return Ok(ApplyOutcome::Rejected(rejection)),
-        };
-        // A savepoint per entry, so that a failure half-way through one
-        // entry undoes exactly that entry's rows.
-        sqlx::query("savepoint apply_entry")
+    /// panic while applying a leaf is caught and becomes
+    /// [`Rejection::ApplyFailed`], which every replica reaches alike instead
+    /// of replaying a fatal error forever: the command's writes are rolled
+    /// back and its other leaves applied again without it.
+    pub async fn apply_leaves(
+        &mut self,
+        leaves: &[(&str, Option<&str>)],
+    ) -> Result<Vec<ApplyOutcome>> {
+        // One savepoint per command rather than per leaf: a panic is rare,
+        // and a round trip to the database per leaf is not.
+        sqlx::query("savepoint apply_command")
             .execute(&mut *self.tx)
             .await?;
         let (size, latest) = (self.tree_size, self.latest.clone());
-        let applied = AssertUnwindSafe(self.apply_decoded(leaf, &entry, prints))
-            .catch_unwind()
-            .await;
-        let outcome = match applied {
-            Ok(Ok(outcome)) => outcome,
-            Ok(Err(e)) => return Err(e),
-            Err(panic) => {
-                let detail = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "panic".to_owned());
-                tracing::error!(%detail, "Applying an entry panicked; it is rejected.");
-                sqlx::query("rollback to savepoint apply_entry")
-                    .execute(&mut *self.tx)
-                    .await?;
-                self.tree_size = size;
-                self.latest = latest;
-                ApplyOutcome::Rejected(Rejection::ApplyFailed { detail })
+        let mut failed: BTreeMap<usize, String> = BTreeMap::new();
+        'apply: loop {
+            let mut outcomes = Vec::with_capacity(leaves.len());
+            for (i, &(leaf, prints)) in leaves.iter().enumerate() {
+                if let Some(detail) = failed.get(&i) {
+                    outcomes.push(ApplyOutcome::Rejected(Rejection::ApplyFailed {
+                        detail: detail.clone(),
+                    }));
+                    continue;
+                }
+                let entry = match LedgerEntry::decode_proposed(leaf)? {
+                    Ok(entry) => entry,
+                    Err(rejection) => {
+                        outcomes.push(ApplyOutcome::Rejected(rejection));
+                        continue;
+                    }
+                };
+                let applied = AssertUnwindSafe(self.apply_decoded(leaf, &entry, prints))
+                    .catch_unwind()
+                    .await;
+                match applied {
+                    Ok(Ok(outcome)) => outcomes.push(outcome),
+                    Ok(Err(e)) => return Err(e),
+                    Err(panic) => {
+                        let detail = panic
+                            .downcast_ref::<&str>()
+                            .map(|s| (*s).to_owned())
+                            .or_else(|| panic.downcast_ref::<String>().cloned())
+                            .unwrap_or_else(|| "panic".to_owned());
+                        tracing::error!(%detail, leaf = i, "Applying an entry panicked; it is rejected.");
+                        failed.insert(i, detail);
+                        sqlx::query("rollback to savepoint apply_command")
+                            .execute(&mut *self.tx)
+                            .await?;
+                        self.tree_size = size;
+                        self.latest = latest.clone();
+                        continue 'apply;
+                    }
+                }
             }
-        };
-        sqlx::query("release savepoint apply_entry")
-            .execute(&mut *self.tx)
-            .await?;
-        Ok(outcome)
+            sqlx::query("release savepoint apply_command")
+                .execute(&mut *self.tx)
+                .await?;
+            return Ok(outcomes);
+        }
     }
 
     async fn apply_decoded(
@@ -127,6 +162,11 @@ impl ApplyTx {
         let outcome = self
             .append_leaf(leaf, entry, prints.zip(parsed.as_ref()))
             .await?;
+        // After the rows are written, so the test sees them undone.
+        #[cfg(test)]
+        if leaf.contains(PANIC_AFTER_APPEND) {
+            panic!("a test asked this leaf to panic");
+        }
         self.latest = Some((at, entry.timestamp().to_owned()));
         Ok(outcome)
     }
@@ -180,15 +220,16 @@ impl ApplyTx {
                         detail: e.to_string(),
                     }));
                 }
-                if let Some(content_id) = content_id_by_sha256(conn, &reg.sha256).await? {
+                let existing = Existing::find(conn, &reg.sha256, &reg.content_id).await?;
+                if let Some(content_id) = existing.registered {
                     return Ok(Some(Rejection::DuplicateContent { content_id }));
                 }
-                if content_exists(conn, &reg.content_id).await? {
+                if existing.id_taken {
                     return Ok(Some(Rejection::ContentIdTaken {
                         content_id: reg.content_id.clone(),
                     }));
                 }
-                match (&reg.claim, claim_id_by_sha256(conn, &reg.sha256).await?) {
+                match (&reg.claim, existing.claimed) {
                     (None, None) => {}
                     (Some(named), Some(found)) if *named == found => {}
                     (None, Some(claim_id)) => {
@@ -219,13 +260,11 @@ impl ApplyTx {
                         detail: e.to_string(),
                     }));
                 }
-                if let Some(content_id) = content_id_by_sha256(conn, &claim.sha256).await? {
+                let existing = Existing::find(conn, &claim.sha256, &claim.content_id).await?;
+                if let Some(content_id) = existing.registered.or(existing.claimed) {
                     return Ok(Some(Rejection::DuplicateContent { content_id }));
                 }
-                if let Some(content_id) = claim_id_by_sha256(conn, &claim.sha256).await? {
-                    return Ok(Some(Rejection::DuplicateContent { content_id }));
-                }
-                if content_exists(conn, &claim.content_id).await? {
+                if existing.id_taken {
                     return Ok(Some(Rejection::ContentIdTaken {
                         content_id: claim.content_id.clone(),
                     }));
@@ -257,13 +296,13 @@ impl ApplyTx {
         })
         .await?;
         let first_id = tlog_tiles::stored_hash_count(index);
-        for (offset, hash) in (0u64..).zip(&new_hashes) {
-            sqlx::query("insert into merkle_hash (id, hash) values ($1, $2)")
-                .bind(to_i64(first_id + offset)?)
-                .bind(hex::encode(hash.0))
-                .execute(&mut *conn)
-                .await?;
+        let hexes: Vec<String> = new_hashes.iter().map(|h| hex::encode(h.0)).collect();
+        let mut params = Vec::with_capacity(2 * hexes.len());
+        for (offset, hash) in (0u64..).zip(&hexes) {
+            params.push(Param::Int(to_i64(first_id + offset)?));
+            params.push(Param::Text(hash));
         }
+        insert_rows(conn, "insert into merkle_hash (id, hash)", 2, &params).await?;
 
         match &entry.body {
             EntryBody::ContentRegistered(reg) => {
@@ -396,15 +435,6 @@ pub(super) async fn read_tree_size(conn: &mut AnyConnection) -> Result<u64> {
     from_i64(row.try_get(0)?)
 }
 
-async fn content_id_by_sha256(conn: &mut AnyConnection, sha256: &str) -> Result<Option<String>> {
-    let row = sqlx::query("select content_id from content where sha256 = $1")
-        .bind(sha256)
-        .fetch_optional(&mut *conn)
-        .await?;
-    row.map(|r| r.try_get(0).map_err(RegistryError::from))
-        .transpose()
-}
-
 /// Whether `content_id` names a registration or a claim: ids are unique
 /// across both.
 async fn content_exists(conn: &mut AnyConnection, content_id: &str) -> Result<bool> {
@@ -417,13 +447,42 @@ async fn content_exists(conn: &mut AnyConnection, content_id: &str) -> Result<bo
     Ok(row.is_some())
 }
 
-async fn claim_id_by_sha256(conn: &mut AnyConnection, sha256: &str) -> Result<Option<String>> {
-    let row = sqlx::query("select content_id from content_claim where sha256 = $1")
+/// What the ledger already holds under a new registration's or claim's
+/// bytes and id, found in one query.
+#[derive(Debug, Default)]
+struct Existing {
+    /// The registration of the same bytes.
+    registered: Option<String>,
+    /// The claim of the same bytes.
+    claimed: Option<String>,
+    /// Whether the content id names a registration or a claim already.
+    id_taken: bool,
+}
+
+impl Existing {
+    async fn find(conn: &mut AnyConnection, sha256: &str, content_id: &str) -> Result<Self> {
+        let rows = sqlx::query(
+            "select 'registered' as what, content_id from content where sha256 = $1 \
+             union all select 'claimed', content_id from content_claim where sha256 = $1 \
+             union all select 'id', content_id from content where content_id = $2 \
+             union all select 'id', content_id from content_claim where content_id = $2",
+        )
         .bind(sha256)
-        .fetch_optional(&mut *conn)
+        .bind(content_id)
+        .fetch_all(&mut *conn)
         .await?;
-    row.map(|r| r.try_get(0).map_err(RegistryError::from))
-        .transpose()
+        let mut existing = Self::default();
+        for row in rows {
+            let what: String = row.try_get(0)?;
+            let id: String = row.try_get(1)?;
+            match what.as_str() {
+                "registered" => existing.registered = Some(id),
+                "claimed" => existing.claimed = Some(id),
+                _ => existing.id_taken = true,
+            }
+        }
+        Ok(existing)
+    }
 }
 
 async fn check_parents(conn: &mut AnyConnection, parents: &[String]) -> Result<Option<Rejection>> {

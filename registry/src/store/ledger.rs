@@ -56,10 +56,13 @@ impl Registry {
                 "index {index} is not below tree_size {tree_size}"
             )));
         }
-        let root = with_hashes(&mut conn, |r| tlog_tiles::tree_hash(tree_size, r)).await?;
-        let proof =
-            with_hashes(&mut conn, |r| tlog_tiles::prove_record(tree_size, index, r)).await?;
-        Ok((root, proof))
+        // Both in each pass, so that one fetch brings what either needs.
+        with_hashes(&mut conn, |r| {
+            let root = tlog_tiles::tree_hash(tree_size, r);
+            let proof = tlog_tiles::prove_record(tree_size, index, r);
+            Ok((root?, proof?))
+        })
+        .await
     }
 
     /// The RFC 9162 consistency proof from the tree of `from` leaves to the
@@ -77,9 +80,12 @@ impl Registry {
                 "from must be between 1 and to ({to}), got {from}"
             )));
         }
-        let root = with_hashes(&mut conn, |r| tlog_tiles::tree_hash(to, r)).await?;
-        let proof = with_hashes(&mut conn, |r| tlog_tiles::prove_tree(to, from, r)).await?;
-        Ok((root, proof))
+        with_hashes(&mut conn, |r| {
+            let root = tlog_tiles::tree_hash(to, r);
+            let proof = tlog_tiles::prove_tree(to, from, r);
+            Ok((root?, proof?))
+        })
+        .await
     }
 
     /// The leaf at `index`, if the log has one there.

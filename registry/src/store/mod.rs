@@ -55,6 +55,10 @@ impl Registry {
         let sqlite = url.starts_with("sqlite:");
         let pool = AnyPoolOptions::new()
             .max_connections(if sqlite { 4 } else { 16 })
+            // An embedded SQLite connection cannot drop, and the ping
+            // before every acquire would be one more round trip to the
+            // connection's worker thread on every query.
+            .test_before_acquire(!sqlite)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if sqlite {
@@ -163,6 +167,52 @@ pub(crate) fn parse_hex_hash(text: &str) -> Result<Hash> {
         .try_into()
         .map_err(|_| RegistryError::Corrupt("stored hash is not 32 bytes".into()))?;
     Ok(Hash(array))
+}
+
+/// A value bound in [`insert_rows`].
+pub(crate) enum Param<'a> {
+    Int(i64),
+    Text(&'a str),
+}
+
+/// Inserts rows of `width` values each (`params`, row after row) with
+/// `head` (`insert into t (a, b)`) in as few statements as the databases'
+/// parameter limits allow: one round trip to the database for what would
+/// otherwise be one per row.
+pub(crate) async fn insert_rows(
+    conn: &mut AnyConnection,
+    head: &str,
+    width: usize,
+    params: &[Param<'_>],
+) -> Result<()> {
+    // Under SQLite's 32,766 and PostgreSQL's 65,535 bound parameters.
+    const MAX_PARAMS: usize = 30_000;
+    if width == 0 {
+        return Ok(());
+    }
+    for chunk in params.chunks(MAX_PARAMS / width * width) {
+        let mut sql = format!("{head} values ");
+        for (i, _) in chunk.iter().enumerate() {
+            let start = i % width == 0;
+            if start && i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(if start { "(" } else { ", " });
+            sql.push_str(&format!("${}", i + 1));
+            if i % width == width - 1 {
+                sql.push(')');
+            }
+        }
+        let mut query = sqlx::query(&sql);
+        for param in chunk {
+            query = match param {
+                Param::Int(n) => query.bind(*n),
+                Param::Text(text) => query.bind(*text),
+            };
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 /// Positions are u64 in the API and bigint in SQL; 2^63 leaves is out of reach.

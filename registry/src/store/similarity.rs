@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use sqlx::{AnyConnection, Row};
 
-use super::{Registry, to_i64};
+use super::{Param, Registry, insert_rows, to_i64};
 use crate::entry::{ClaimedIscc, IsccCodes, Prints};
 use crate::{RegistryError, Result};
 
@@ -150,18 +150,26 @@ pub(super) async fn index(
         .iter()
         .copied()
         .chain(crops.into_iter().map(|code| (CodeKind::Image, code)));
+    let ledger_idx = to_i64(ledger_idx)?;
+    let mut bands = Vec::new();
     for (kind, code) in all {
         for (band, start, width) in band_ranges() {
-            sqlx::query("insert into code_band (kind, band, value, code, ledger_idx) values ($1, $2, $3, $4, $5)")
-                .bind(kind.as_str())
-                .bind(i64::from(band))
-                .bind(band_value(code, start, width) as i64)
-                .bind(code as i64)
-                .bind(to_i64(ledger_idx)?)
-                .execute(&mut *conn)
-                .await?;
+            bands.extend([
+                Param::Text(kind.as_str()),
+                Param::Int(i64::from(band)),
+                Param::Int(band_value(code, start, width) as i64),
+                Param::Int(code as i64),
+                Param::Int(ledger_idx),
+            ]);
         }
     }
+    insert_rows(
+        conn,
+        "insert into code_band (kind, band, value, code, ledger_idx)",
+        5,
+        &bands,
+    )
+    .await?;
     if let Some((json, prints)) = prints {
         sqlx::query("insert into content_print (content_id, prints) values ($1, $2)")
             .bind(content_id)
@@ -169,19 +177,23 @@ pub(super) async fn index(
             .execute(&mut *conn)
             .await?;
         if let Some(audio) = &prints.audio {
+            let mut items = Vec::new();
             for (position, &item) in (0u64..).zip(&audio.chromaprint) {
-                if !is_sampled(item) {
-                    continue;
+                if is_sampled(item) {
+                    items.extend([
+                        Param::Int(i64::from(item)),
+                        Param::Int(to_i64(position)?),
+                        Param::Text(content_id),
+                    ]);
                 }
-                sqlx::query(
-                    "insert into audio_item (value, position, content_id) values ($1, $2, $3)",
-                )
-                .bind(i64::from(item))
-                .bind(to_i64(position)?)
-                .bind(content_id)
-                .execute(&mut *conn)
-                .await?;
             }
+            insert_rows(
+                conn,
+                "insert into audio_item (value, position, content_id)",
+                3,
+                &items,
+            )
+            .await?;
         }
     }
     Ok(())

@@ -810,3 +810,53 @@ async fn claims_are_recorded_and_confirmed_by_uploads() {
         db.drop_db().await;
     }
 }
+
+/// A leaf whose apply panics is rejected as ApplyFailed with nothing of it
+/// left behind, and the other leaves of its command are applied around it,
+/// the same on every backend.
+#[tokio::test]
+async fn a_panicking_leaf_is_rejected_alone() {
+    for (reg, db) in backends().await {
+        let mut doomed = registration(2);
+        if let EntryBody::ContentRegistered(r) = &mut doomed.body {
+            r.metadata.title = Some(super::apply::PANIC_AFTER_APPEND.to_owned());
+        }
+        let leaves: Vec<String> = [registration(1), doomed, registration(3)]
+            .iter()
+            .map(|e| e.to_leaf().unwrap())
+            .collect();
+        let pairs: Vec<(&str, Option<&str>)> = leaves.iter().map(|l| (l.as_str(), None)).collect();
+        let mut tx = reg.begin_apply().await.unwrap();
+        let outcomes = tx.apply_leaves(&pairs).await.unwrap();
+        tx.commit(&RaftMarks::default()).await.unwrap();
+        assert_eq!(
+            outcomes[0],
+            ApplyOutcome::Appended {
+                index: 0,
+                tree_size: 1
+            }
+        );
+        assert!(
+            matches!(&outcomes[1], ApplyOutcome::Rejected(Rejection::ApplyFailed { detail }) if detail.contains("asked this leaf to panic")),
+            "{outcomes:?}"
+        );
+        assert_eq!(
+            outcomes[2],
+            ApplyOutcome::Appended {
+                index: 1,
+                tree_size: 2
+            }
+        );
+        assert_eq!(reg.tree_size().await.unwrap(), 2);
+        assert_eq!(reg.entry(1).await.unwrap().unwrap().leaf, leaves[2]);
+        // Nothing of the failed leaf stayed: its bytes register later.
+        assert_eq!(
+            apply_all(&reg, &[registration(2)]).await,
+            vec![ApplyOutcome::Appended {
+                index: 2,
+                tree_size: 3
+            }]
+        );
+        db.drop_db().await;
+    }
+}

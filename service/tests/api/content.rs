@@ -261,3 +261,48 @@ async fn origin_flag() {
     assert!(app.key().await.starts_with("archive.example/ledger+"));
     assert_eq!(app.checkpoint().await.origin, "archive.example/ledger");
 }
+
+/// Concurrent registrations share Raft commands (group commit): 64 at once
+/// take far fewer log entries than 64, each still gets its own leaf and a
+/// receipt that verifies.
+#[tokio::test]
+async fn concurrent_registrations_share_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start(dir.path()).await;
+    let key = app.key().await;
+    let raft_index = |status: &Value| status["nodes"][0]["matched_index"].as_u64().unwrap();
+    let (_, before) = app.get_json("/v1/cluster/status").await;
+
+    let writers = 64u32;
+    let uploads = (0..writers).map(|seed| {
+        let app = &app;
+        async move {
+            let resp = app
+                .upload_raw(
+                    crate::support::distinct_file(seed),
+                    "application/octet-stream",
+                )
+                .await;
+            assert_eq!(resp.status(), 201);
+            resp.json::<Value>().await.unwrap()
+        }
+    });
+    let receipts = futures_util::future::join_all(uploads).await;
+    let mut indexes: Vec<u64> = receipts
+        .iter()
+        .map(|r| r["ledger"]["index"].as_u64().unwrap())
+        .collect();
+    indexes.sort_unstable();
+    indexes.dedup();
+    assert_eq!(indexes.len(), writers as usize, "one leaf each");
+    for receipt in &receipts {
+        verify_receipt(receipt, &key);
+    }
+
+    let (_, after) = app.get_json("/v1/cluster/status").await;
+    let commands = raft_index(&after) - raft_index(&before);
+    assert!(
+        commands <= u64::from(writers) / 2,
+        "{writers} concurrent registrations took {commands} Raft entries"
+    );
+}

@@ -1,0 +1,285 @@
+//! Group commit: every ledger write of this node goes through one proposer
+//! task, which gathers whatever leaves are waiting into one Raft command.
+//!
+//! While a command is being replicated and applied, new writes queue up;
+//! the next command carries all of them. Under load one command holds many
+//! leaves, so the per-command costs (a Raft entry, its replication and
+//! signed peer messages, an fsync on each node, one apply transaction) are
+//! shared, and throughput grows with the number of concurrent writers
+//! instead of falling. With one writer a command holds one leaf, as before.
+//!
+//! The proposer stamps each command's leaves with one timestamp: now, to
+//! the second, but never before the last applied leaf's. When faster
+//! writers on another node moved the ledger's time past that stamp, the
+//! whole command was rejected (leaves of one command share the stamp, so
+//! either none or all of them regressed); the proposer stamps it anew and
+//! proposes it again, a bounded number of times.
+
+use std::collections::VecDeque;
+
+use raft_store::{Command, MAX_COMMAND_BYTES, ProposedLeaf, RaftNode, StoreError};
+use registry::{ApplyOutcome, Registry, Rejection};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::{ApiError, ApiResult};
+
+/// Builds one leaf, given the timestamp it is stamped with. Called again
+/// with a later timestamp when the command is proposed again.
+pub type MakeLeaf = Box<dyn Fn(&str) -> registry::Result<ProposedLeaf> + Send>;
+
+/// Most leaves in one command: big enough that queued writers are taken
+/// together, small enough that one apply transaction stays short.
+const MAX_LEAVES: usize = 2000;
+
+/// Writes waiting for the proposer; a full queue makes writers wait.
+const QUEUE: usize = 4096;
+
+/// How many times a command is stamped anew after its stamp fell behind the
+/// ledger's time.
+const MAX_ATTEMPTS: usize = 4;
+
+/// The leaves of one submission as applied.
+#[derive(Debug)]
+pub struct Proposed {
+    /// The timestamp the leaves were stamped with.
+    pub at: String,
+    /// One outcome per leaf, in order.
+    pub outcomes: Vec<ApplyOutcome>,
+    /// The leaf texts as proposed, in order.
+    pub leaves: Vec<String>,
+}
+
+/// Why a submission has no outcome.
+#[derive(Debug)]
+pub enum Refused {
+    /// The command may or may not have committed: look up what it would
+    /// have made before proposing it again.
+    Unknown(String),
+    /// It did not commit.
+    Failed(ApiError),
+}
+
+impl From<Refused> for ApiError {
+    fn from(refused: Refused) -> Self {
+        match refused {
+            Refused::Unknown(why) => ApiError::from(StoreError::OutcomeUnknown(why)),
+            Refused::Failed(e) => e,
+        }
+    }
+}
+
+impl From<StoreError> for Refused {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::OutcomeUnknown(why) => Self::Unknown(why),
+            other => Self::Failed(other.into()),
+        }
+    }
+}
+
+struct Submission {
+    makers: Vec<MakeLeaf>,
+    attempts: usize,
+    reply: oneshot::Sender<Result<Proposed, Refused>>,
+}
+
+/// The handle writers submit leaves through. Cheap to clone.
+#[derive(Clone)]
+pub struct Proposer {
+    queue: mpsc::Sender<Submission>,
+}
+
+impl std::fmt::Debug for Proposer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proposer").finish_non_exhaustive()
+    }
+}
+
+impl Proposer {
+    /// Starts the proposer task for `node`; it ends when every handle is
+    /// dropped.
+    pub fn start(node: RaftNode, registry: Registry) -> Self {
+        let (queue, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(run(node, registry, rx));
+        Self { queue }
+    }
+
+    /// Proposes the leaves `makers` build, together, in one command (with
+    /// other writers' leaves), and waits until this node has applied it.
+    pub async fn propose(&self, makers: Vec<MakeLeaf>) -> Result<Proposed, Refused> {
+        let (reply, answer) = oneshot::channel();
+        let submission = Submission {
+            makers,
+            attempts: 0,
+            reply,
+        };
+        let stopped = || Refused::Failed(ApiError::Unavailable("the node is stopping".into()));
+        self.queue.send(submission).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// Proposes one leaf and returns its outcome, timestamp and text.
+    pub async fn propose_one(
+        &self,
+        make: MakeLeaf,
+    ) -> Result<(String, ApplyOutcome, String), Refused> {
+        let proposed = self.propose(vec![make]).await?;
+        let mut outcomes = proposed.outcomes.into_iter().zip(proposed.leaves);
+        match (outcomes.next(), outcomes.next()) {
+            (Some((outcome, leaf)), None) => Ok((proposed.at, outcome, leaf)),
+            _ => Err(Refused::Failed(ApiError::Internal(anyhow::anyhow!(
+                "a one-leaf command was applied as another number of leaves"
+            )))),
+        }
+    }
+}
+
+async fn run(node: RaftNode, registry: Registry, mut queue: mpsc::Receiver<Submission>) {
+    let mut waiting: VecDeque<Submission> = VecDeque::new();
+    loop {
+        if waiting.is_empty() {
+            match queue.recv().await {
+                Some(submission) => waiting.push_back(submission),
+                None => return,
+            }
+        }
+        let mut queued: usize = waiting.iter().map(|s| s.makers.len()).sum();
+        while queued < MAX_LEAVES {
+            match queue.try_recv() {
+                Ok(submission) => {
+                    queued += submission.makers.len();
+                    waiting.push_back(submission);
+                }
+                Err(_) => break,
+            }
+        }
+        let at = match stamp(&registry).await {
+            Ok(at) => at,
+            Err(e) => {
+                tracing::error!(error = %e, "Cannot stamp entries; failing the waiting writes.");
+                for submission in waiting.drain(..) {
+                    let _ = submission
+                        .reply
+                        .send(Err(Refused::Failed(ApiError::Internal(anyhow::anyhow!(
+                            "stamping the entry: {e}"
+                        )))));
+                }
+                continue;
+            }
+        };
+        let (taken, command) = gather(&mut waiting, &at);
+        if taken.is_empty() {
+            continue;
+        }
+        tracing::debug!(
+            command.leaves = command.leaves.len(),
+            command.writers = taken.len(),
+            "Proposing."
+        );
+        match node.write(command).await {
+            Ok(written) => {
+                let outcomes = written.outcomes;
+                let regressed = outcomes.iter().any(|o| {
+                    matches!(
+                        o,
+                        ApplyOutcome::Rejected(Rejection::TimestampRegressed { .. })
+                    )
+                });
+                let appended = outcomes
+                    .iter()
+                    .any(|o| matches!(o, ApplyOutcome::Appended { .. }));
+                // Nothing of it is in the ledger: stamp it anew, unless a
+                // writer has waited through every attempt.
+                let again = regressed && !appended;
+                let mut outcomes = outcomes.into_iter();
+                let mut retry = Vec::new();
+                for (mut submission, leaves) in taken {
+                    let mine: Vec<ApplyOutcome> = outcomes.by_ref().take(leaves.len()).collect();
+                    submission.attempts += 1;
+                    if again && submission.attempts < MAX_ATTEMPTS {
+                        retry.push(submission);
+                        continue;
+                    }
+                    let answer = if mine.len() == leaves.len() {
+                        Ok(Proposed {
+                            at: at.clone(),
+                            outcomes: mine,
+                            leaves,
+                        })
+                    } else {
+                        Err(Refused::Failed(ApiError::Internal(anyhow::anyhow!(
+                            "a command was applied as fewer leaves than it carried"
+                        ))))
+                    };
+                    let _ = submission.reply.send(answer);
+                }
+                for submission in retry.into_iter().rev() {
+                    waiting.push_front(submission);
+                }
+            }
+            Err(e) => {
+                for (submission, _) in taken {
+                    let _ = submission.reply.send(Err(Refused::from(e.clone())));
+                }
+            }
+        }
+    }
+}
+
+/// Takes waiting submissions, oldest first, into one command stamped `at`,
+/// within the command bounds; returns them with their leaf texts. A
+/// submission over the bounds on its own goes alone, and is refused.
+fn gather(
+    waiting: &mut VecDeque<Submission>,
+    at: &str,
+) -> (Vec<(Submission, Vec<String>)>, Command) {
+    let mut taken = Vec::new();
+    let mut leaves: Vec<ProposedLeaf> = Vec::new();
+    let mut bytes = 0;
+    while let Some(submission) = waiting.pop_front() {
+        let made = submission
+            .makers
+            .iter()
+            .map(|make| make(at))
+            .collect::<registry::Result<Vec<_>>>();
+        let made = match made {
+            Ok(made) => made,
+            Err(e) => {
+                let _ = submission.reply.send(Err(Refused::Failed(e.into())));
+                continue;
+            }
+        };
+        let len: usize = made
+            .iter()
+            .map(|l| l.leaf.len() + l.prints.as_ref().map_or(0, String::len))
+            .sum();
+        if !taken.is_empty()
+            && (bytes + len > MAX_COMMAND_BYTES || leaves.len() + made.len() > MAX_LEAVES)
+        {
+            waiting.push_front(submission);
+            break;
+        }
+        bytes += len;
+        let texts = made.iter().map(|l| l.leaf.clone()).collect();
+        leaves.extend(made);
+        taken.push((submission, texts));
+    }
+    (taken, Command { leaves })
+}
+
+/// A timestamp for new entries: now, to the second, but never before the
+/// last leaf's, since the ledger's time does not go backwards.
+pub(crate) async fn stamp(registry: &Registry) -> ApiResult<String> {
+    let now = OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let latest = registry
+        .latest_timestamp()
+        .await?
+        .and_then(|text| OffsetDateTime::parse(&text, &Rfc3339).ok());
+    let at = latest.map_or(now, |latest| latest.max(now));
+    at.format(&Rfc3339)
+        .map_err(|e| ApiError::Internal(e.into()))
+}
