@@ -3,8 +3,16 @@
 //! Identifiers are checked for structure (and the ISWC check digit, which is
 //! unambiguous) and stored in one canonical spelling, so that a query for
 //! `US-RC1-76-07839` and one for `USRC17607839` find the same work.
+//!
+//! Everything here reads input from anyone who can reach the API, so no
+//! string, however odd its UTF-8, may make it panic: it is refused instead.
 
 use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 
 use crate::{Metadata, RegistryError, Result};
 
@@ -14,6 +22,82 @@ pub const MAX_TITLE_CHARS: usize = 1000;
 pub const MAX_DERIVED_FROM: usize = 64;
 /// Identifier schemes the registry understands.
 pub const IDENTIFIER_SCHEMES: [&str; 4] = ["isrc", "iswc", "isan", "eidr"];
+
+/// Reads a registrant's metadata document (JSON) and normalises it.
+///
+/// Stricter than [`Metadata`]'s own `Deserialize`, which also reads ledger
+/// leaves: the document must be a JSON object (serde would otherwise read
+/// `["a title"]` as the struct in sequence form), and an identifier scheme
+/// named twice is refused rather than one value silently kept.
+pub fn from_json(json: &[u8]) -> Result<Metadata> {
+    let Submitted(metadata) = serde_json::from_slice(json)
+        .map_err(|e| RegistryError::invalid("metadata", e.to_string()))?;
+    normalise(metadata)
+}
+
+/// [`Metadata`] read only from a JSON object.
+struct Submitted(Metadata);
+
+/// The fields of a submitted document, read with [`identifiers_once`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubmittedFields {
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default, deserialize_with = "identifiers_once")]
+    identifiers: BTreeMap<String, String>,
+    #[serde(default)]
+    derived_from: Vec<String>,
+}
+
+impl<'de> Deserialize<'de> for Submitted {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectOnly;
+        impl<'de> Visitor<'de> for ObjectOnly {
+            type Value = SubmittedFields;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object with `title`, `identifiers` or `derived_from`")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                SubmittedFields::deserialize(MapAccessDeserializer::new(map))
+            }
+        }
+        let fields = deserializer.deserialize_map(ObjectOnly)?;
+        Ok(Submitted(Metadata {
+            title: fields.title,
+            identifiers: fields.identifiers,
+            derived_from: fields.derived_from,
+        }))
+    }
+}
+
+/// The `identifiers` object, refusing a key given twice: a plain map keeps
+/// the last value and the client never learns the first was dropped.
+/// (Keys differing only in case are caught by [`normalise`].)
+fn identifiers_once<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
+    struct Once;
+    impl<'de> Visitor<'de> for Once {
+        type Value = BTreeMap<String, String>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an object of identifiers by scheme")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut identifiers = BTreeMap::new();
+            while let Some((scheme, value)) = map.next_entry::<String, String>()? {
+                if identifiers.contains_key(&scheme) {
+                    return Err(de::Error::custom(format_args!(
+                        "the identifier scheme {scheme:?} is given twice"
+                    )));
+                }
+                identifiers.insert(scheme, value);
+            }
+            Ok(identifiers)
+        }
+    }
+    deserializer.deserialize_map(Once)
+}
 
 pub(crate) fn normalise(metadata: Metadata) -> Result<Metadata> {
     let title = match metadata.title {
@@ -61,11 +145,22 @@ pub(crate) fn normalise(metadata: Metadata) -> Result<Metadata> {
             }
         }
         .ok_or_else(|| {
-            RegistryError::invalid(
-                "metadata.identifiers",
-                format!("{value:?} is not a valid {}", scheme.to_uppercase()),
-            )
+            let name = scheme.to_uppercase();
+            let reason = if value.chars().any(|c| !c.is_ascii() && !c.is_whitespace()) {
+                format!("{value:?} is not a valid {name}: identifiers are ASCII letters and digits")
+            } else {
+                format!("{value:?} is not a valid {name}")
+            };
+            RegistryError::invalid("metadata.identifiers", reason)
         })?;
+        // `isrc` and `ISRC` are one scheme; keeping either value silently
+        // would record something the registrant may not have meant.
+        if identifiers.contains_key(&scheme) {
+            return Err(RegistryError::invalid(
+                "metadata.identifiers",
+                format!("the {} identifier is given twice", scheme.to_uppercase()),
+            ));
+        }
         identifiers.insert(scheme, canonical);
     }
 
@@ -111,17 +206,20 @@ pub fn is_content_id(id: &str) -> bool {
 }
 
 /// Letters and digits only, upper-cased: how every scheme here is compared.
-fn compact(value: &str, drop: &[char]) -> String {
-    value
+/// `None` if anything but ASCII is left: every scheme here is ASCII, and
+/// the parsers below index and slice by byte, which would panic inside a
+/// multi-byte character.
+fn compact(value: &str, drop: &[char]) -> Option<String> {
+    let v: String = value
         .chars()
         .filter(|c| !c.is_whitespace() && !drop.contains(c))
-        .collect::<String>()
-        .to_ascii_uppercase()
+        .collect();
+    v.is_ascii().then(|| v.to_ascii_uppercase())
 }
 
 /// ISRC (ISO 3901): country, registrant, year, designation: `CCXXXYYNNNNN`.
 fn isrc(value: &str) -> Option<String> {
-    let v = compact(value.strip_prefix("ISRC").unwrap_or(value), &['-']);
+    let v = compact(value.strip_prefix("ISRC").unwrap_or(value), &['-'])?;
     let b = v.as_bytes();
     let ok = b.len() == 12
         && b[..2].iter().all(u8::is_ascii_uppercase)
@@ -133,7 +231,7 @@ fn isrc(value: &str) -> Option<String> {
 /// ISWC (ISO 15707): `T` then nine digits and a check digit, written
 /// `T-123.456.789-C`.
 fn iswc(value: &str) -> Option<String> {
-    let v = compact(value, &['-', '.']);
+    let v = compact(value, &['-', '.'])?;
     let digits = v.strip_prefix('T')?;
     if digits.len() != 10 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -156,7 +254,7 @@ fn iswc(value: &str) -> Option<String> {
 /// character, optionally followed by 8 hex digits of version and a second
 /// check character. Check characters are kept as given (structure only).
 fn isan(value: &str) -> Option<String> {
-    let v = compact(value.trim().strip_prefix("ISAN").unwrap_or(value), &['-']);
+    let v = compact(value.trim().strip_prefix("ISAN").unwrap_or(value), &['-'])?;
     let hex = |s: &str| s.bytes().all(|b| b.is_ascii_hexdigit());
     let check = |c: u8| c.is_ascii_alphanumeric();
     let b = v.as_bytes();
@@ -188,7 +286,7 @@ fn isan(value: &str) -> Option<String> {
 /// check character.
 fn eidr(value: &str) -> Option<String> {
     let rest = value.trim().strip_prefix("10.5240/")?;
-    let v = compact(rest, &['-']);
+    let v = compact(rest, &['-'])?;
     let b = v.as_bytes();
     let ok = b.len() == 21
         && v[..20].bytes().all(|c| c.is_ascii_hexdigit())
@@ -275,6 +373,142 @@ mod tests {
                 "{scheme} {value}: {err}"
             );
         }
+    }
+
+    fn assert_refused_identifier(result: Result<Metadata>, what: &str) {
+        match result {
+            Err(RegistryError::Invalid {
+                field: "metadata.identifiers",
+                ..
+            }) => {}
+            other => panic!("{what}: expected an identifier error, got {other:?}"),
+        }
+    }
+
+    /// The non-ASCII identifiers that panicked validation in issue 10 are
+    /// refused with an error that says identifiers are ASCII.
+    #[test]
+    fn non_ascii_identifiers_from_the_issue_are_refused() {
+        for (scheme, value) in [
+            ("isan", "aéééééééé"),
+            ("eidr", "10.5240/aéééééééééé"),
+            ("isan", "0123456789ABCDEF01éééé"),
+        ] {
+            let err = with_identifier(scheme, value).unwrap_err();
+            assert!(err.to_string().contains("ASCII"), "{scheme} {value}: {err}");
+            assert_refused_identifier(Err(err), &format!("{scheme} {value:?}"));
+        }
+    }
+
+    /// No string with multi-byte characters panics any scheme's parser, at
+    /// any length: each is every prefix of a valid identifier (so a
+    /// multi-byte character lands on every byte offset the parsers index
+    /// or slice at), then one of several multi-byte characters, then
+    /// pseudo-random filler of mixed ASCII and multi-byte characters.
+    #[test]
+    fn multi_byte_identifiers_never_panic() {
+        const VALID: [&str; 6] = [
+            "USRC17607839",
+            "T-034.524.680-1",
+            "ISAN 0000-0000-3A8D-0000-Z-0000-0000-6",
+            "0123456789ABCDEF0123456789",
+            "10.5240/7791-8534-2C23-9030-8610-5",
+            "10.5240/7791853423C2390308610",
+        ];
+        // 2-, 3- and 4-byte characters, a combining mark, a right-to-left
+        // mark, and non-ASCII whitespace (which compaction drops).
+        const WIDE: [char; 8] = [
+            'é', '€', '𝄞', '\u{301}', '\u{200f}', 'ß', '\u{a0}', '\u{3000}',
+        ];
+        const FILLER: [char; 10] = ['0', 'A', 'f', '-', '.', ' ', 'é', '€', '𝄞', '\u{a0}'];
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            // xorshift64: deterministic, so a failure reproduces.
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut tried = 0;
+        for valid in VALID {
+            for cut in 0..=valid.len() {
+                for wide in WIDE {
+                    for _ in 0..4 {
+                        let mut value: String = valid[..cut].to_owned();
+                        value.push(wide);
+                        // At least one non-ASCII character that is not
+                        // whitespace, so no value can be valid.
+                        value.push(WIDE[(next() % 6) as usize]);
+                        for _ in 0..next() % 12 {
+                            value.push(FILLER[(next() % FILLER.len() as u64) as usize]);
+                        }
+                        for scheme in IDENTIFIER_SCHEMES {
+                            let result =
+                                std::panic::catch_unwind(|| with_identifier(scheme, &value))
+                                    .unwrap_or_else(|_| panic!("{scheme} {value:?} panicked"));
+                            assert_refused_identifier(result, &format!("{scheme} {value:?}"));
+                            tried += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(tried > 10_000, "only {tried} cases");
+    }
+
+    /// A metadata document must be a JSON object: an array (which serde
+    /// would read as the struct in sequence form, its first item the
+    /// title) or any other JSON value is refused.
+    #[test]
+    fn metadata_json_must_be_an_object() {
+        let ok =
+            from_json(br#"{"title":" Path ","identifiers":{"ISRC":"us-rc1-76-07839"}}"#).unwrap();
+        assert_eq!(ok.title.as_deref(), Some("Path"));
+        assert_eq!(ok.identifiers["isrc"], "USRC17607839");
+        assert_eq!(from_json(b"{}").unwrap(), Metadata::default());
+        for bad in [
+            r#"["a title"]"#,
+            r#"["a title", {"isrc": "USRC17607839"}, []]"#,
+            "[]",
+            r#""a title""#,
+            "42",
+            "null",
+            r#"{"identifiers":[["isrc","USRC17607839"]]}"#,
+            r#"{"titel":"typo"}"#,
+            "not json",
+        ] {
+            match from_json(bad.as_bytes()) {
+                Err(RegistryError::Invalid {
+                    field: "metadata", ..
+                }) => {}
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+    }
+
+    /// An identifier scheme given twice, whether spelled the same or in
+    /// another case, is refused instead of one value being kept.
+    #[test]
+    fn an_identifier_scheme_given_twice_is_refused() {
+        for doc in [
+            r#"{"identifiers":{"isrc":"USRC17607839","ISRC":"GBAYE0601498"}}"#,
+            r#"{"identifiers":{"Isrc":"USRC17607839","isrc":"USRC17607839"}}"#,
+            r#"{"identifiers":{"isrc":"USRC17607839","isrc":"GBAYE0601498"}}"#,
+        ] {
+            let err = from_json(doc.as_bytes()).unwrap_err();
+            assert!(err.to_string().contains("twice"), "{doc}: {err}");
+        }
+        // The same through `Metadata::normalised`, which other callers use.
+        let err = normalise(Metadata {
+            identifiers: [
+                ("isrc".to_owned(), "USRC17607839".to_owned()),
+                ("ISRC".to_owned(), "GBAYE0601498".to_owned()),
+            ]
+            .into(),
+            ..Metadata::default()
+        })
+        .unwrap_err();
+        assert_refused_identifier(Err(err), "isrc and ISRC");
     }
 
     /// Titles are trimmed; blank, overlong or control-character titles are refused.

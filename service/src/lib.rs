@@ -20,6 +20,7 @@
 
 mod auth;
 mod batch;
+mod catch_panic;
 mod cluster;
 pub mod config;
 mod error;
@@ -55,9 +56,11 @@ use crate::propose::Proposer;
 
 /// The API with its state attached.
 pub fn router(state: AppState) -> Router {
-    routes::router()
+    let routes = routes::router()
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
+    // Inside the trace layer, so a panic's 500 is traced like any answer.
+    catch_panic::catch_panics(routes)
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -142,9 +142,7 @@ async fn receive_multipart(state: &AppState, mut multipart: Multipart) -> ApiRes
                     }
                     text.extend_from_slice(&chunk);
                 }
-                let parsed: Metadata = serde_json::from_slice(&text)
-                    .map_err(|e| ApiError::BadRequest(format!("metadata is not valid: {e}")))?;
-                metadata = Some(parsed.normalised()?);
+                metadata = Some(registry::metadata::from_json(&text)?);
             }
             other => {
                 return Err(ApiError::BadRequest(format!(

@@ -10,6 +10,7 @@ mod content;
 mod durability;
 mod errors;
 mod faults;
+mod hostile;
 mod matching;
 mod openapi;
 mod snapshots;
