@@ -7,6 +7,8 @@
 //! signed peer messages, an fsync on each node, one apply transaction) are
 //! shared, and throughput grows with the number of concurrent writers
 //! instead of falling. With one writer a command holds one leaf, as before.
+//! Two commands of a node may be under way at once, so that one is written
+//! and replicated while the next gathers.
 //!
 //! The proposer stamps each command's leaves with one timestamp: now, to
 //! the second, but never before the last applied leaf's. When faster
@@ -16,12 +18,13 @@
 //! proposes it again, a bounded number of times.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use raft_store::{Command, MAX_COMMAND_BYTES, ProposedLeaf, RaftNode, StoreError};
 use registry::{ApplyOutcome, Registry, Rejection};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::error::{ApiError, ApiResult};
 
@@ -35,6 +38,10 @@ const MAX_LEAVES: usize = 2000;
 
 /// Writes waiting for the proposer; a full queue makes writers wait.
 const QUEUE: usize = 4096;
+
+/// Commands of this node on their way through Raft at once: while one is
+/// written to the log and replicated, the next can gather and follow.
+const IN_FLIGHT: usize = 2;
 
 /// How many times a command is stamped anew after its stamp fell behind the
 /// ledger's time.
@@ -137,12 +144,28 @@ impl Proposer {
 }
 
 async fn run(node: RaftNode, registry: Registry, mut queue: mpsc::Receiver<Submission>) {
+    let (retry_tx, mut retries) = mpsc::unbounded_channel::<Vec<Submission>>();
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     let mut waiting: VecDeque<Submission> = VecDeque::new();
+    let mut last_stamp: Option<OffsetDateTime> = None;
     loop {
+        // A slot first: while every slot is taken, writes gather in the
+        // queue and go together in the next command.
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        while let Ok(again) = retries.try_recv() {
+            for submission in again.into_iter().rev() {
+                waiting.push_front(submission);
+            }
+        }
         if waiting.is_empty() {
-            match queue.recv().await {
-                Some(submission) => waiting.push_back(submission),
-                None => return,
+            tokio::select! {
+                submission = queue.recv() => match submission {
+                    Some(submission) => waiting.push_back(submission),
+                    None => return,
+                },
+                Some(again) = retries.recv() => waiting.extend(again),
             }
         }
         let mut queued: usize = waiting.iter().map(|s| s.makers.len()).sum();
@@ -155,7 +178,7 @@ async fn run(node: RaftNode, registry: Registry, mut queue: mpsc::Receiver<Submi
                 Err(_) => break,
             }
         }
-        let at = match stamp(&registry).await {
+        let at = match stamp_after(&registry, last_stamp).await {
             Ok(at) => at,
             Err(e) => {
                 tracing::error!(error = %e, "Cannot stamp entries; failing the waiting writes.");
@@ -169,6 +192,10 @@ async fn run(node: RaftNode, registry: Registry, mut queue: mpsc::Receiver<Submi
                 continue;
             }
         };
+        last_stamp = Some(at);
+        let Ok(at) = at.format(&Rfc3339) else {
+            continue;
+        };
         let (taken, command) = gather(&mut waiting, &at);
         if taken.is_empty() {
             continue;
@@ -178,54 +205,71 @@ async fn run(node: RaftNode, registry: Registry, mut queue: mpsc::Receiver<Submi
             command.writers = taken.len(),
             "Proposing."
         );
-        match node.write(command).await {
-            Ok(written) => {
-                let outcomes = written.outcomes;
-                let regressed = outcomes.iter().any(|o| {
-                    matches!(
-                        o,
-                        ApplyOutcome::Rejected(Rejection::TimestampRegressed { .. })
-                    )
-                });
-                let appended = outcomes
-                    .iter()
-                    .any(|o| matches!(o, ApplyOutcome::Appended { .. }));
-                // Nothing of it is in the ledger: stamp it anew, unless a
-                // writer has waited through every attempt.
-                let again = regressed && !appended;
-                let mut outcomes = outcomes.into_iter();
-                let mut retry = Vec::new();
-                for (mut submission, leaves) in taken {
-                    let mine: Vec<ApplyOutcome> = outcomes.by_ref().take(leaves.len()).collect();
-                    submission.attempts += 1;
-                    if again && submission.attempts < MAX_ATTEMPTS {
-                        retry.push(submission);
-                        continue;
-                    }
-                    let answer = if mine.len() == leaves.len() {
-                        Ok(Proposed {
-                            at: at.clone(),
-                            outcomes: mine,
-                            leaves,
-                        })
-                    } else {
-                        Err(Refused::Failed(ApiError::Internal(anyhow::anyhow!(
-                            "a command was applied as fewer leaves than it carried"
-                        ))))
-                    };
-                    let _ = submission.reply.send(answer);
-                }
-                for submission in retry.into_iter().rev() {
-                    waiting.push_front(submission);
-                }
+        let node = node.clone();
+        let retry_tx = retry_tx.clone();
+        tokio::spawn(async move {
+            let again = commit(&node, taken, command, &at).await;
+            if !again.is_empty() {
+                let _ = retry_tx.send(again);
             }
-            Err(e) => {
-                for (submission, _) in taken {
-                    let _ = submission.reply.send(Err(Refused::from(e.clone())));
+            drop(slot);
+        });
+    }
+}
+
+/// Proposes one command and answers its writers; returns the submissions
+/// to stamp anew and propose again.
+async fn commit(
+    node: &RaftNode,
+    taken: Vec<(Submission, Vec<String>)>,
+    command: Command,
+    at: &str,
+) -> Vec<Submission> {
+    let mut retry = Vec::new();
+    match node.write(command).await {
+        Ok(written) => {
+            let outcomes = written.outcomes;
+            let regressed = outcomes.iter().any(|o| {
+                matches!(
+                    o,
+                    ApplyOutcome::Rejected(Rejection::TimestampRegressed { .. })
+                )
+            });
+            let appended = outcomes
+                .iter()
+                .any(|o| matches!(o, ApplyOutcome::Appended { .. }));
+            // Nothing of it is in the ledger: stamp it anew, unless a
+            // writer has waited through every attempt.
+            let again = regressed && !appended;
+            let mut outcomes = outcomes.into_iter();
+            for (mut submission, leaves) in taken {
+                let mine: Vec<ApplyOutcome> = outcomes.by_ref().take(leaves.len()).collect();
+                submission.attempts += 1;
+                if again && submission.attempts < MAX_ATTEMPTS {
+                    retry.push(submission);
+                    continue;
                 }
+                let answer = if mine.len() == leaves.len() {
+                    Ok(Proposed {
+                        at: at.to_owned(),
+                        outcomes: mine,
+                        leaves,
+                    })
+                } else {
+                    Err(Refused::Failed(ApiError::Internal(anyhow::anyhow!(
+                        "a command was applied as fewer leaves than it carried"
+                    ))))
+                };
+                let _ = submission.reply.send(answer);
+            }
+        }
+        Err(e) => {
+            for (submission, _) in taken {
+                let _ = submission.reply.send(Err(Refused::from(e.clone())));
             }
         }
     }
+    retry
 }
 
 /// Takes waiting submissions, oldest first, into one command stamped `at`,
@@ -272,6 +316,18 @@ fn gather(
 /// A timestamp for new entries: now, to the second, but never before the
 /// last leaf's, since the ledger's time does not go backwards.
 pub(crate) async fn stamp(registry: &Registry) -> ApiResult<String> {
+    stamp_after(registry, None)
+        .await?
+        .format(&Rfc3339)
+        .map_err(|e| ApiError::Internal(e.into()))
+}
+
+/// [`stamp`], and never before `issued` either: a command stamped earlier
+/// may still be on its way to the ledger.
+async fn stamp_after(
+    registry: &Registry,
+    issued: Option<OffsetDateTime>,
+) -> ApiResult<OffsetDateTime> {
     let now = OffsetDateTime::now_utc()
         .replace_nanosecond(0)
         .map_err(|e| ApiError::Internal(e.into()))?;
@@ -279,7 +335,8 @@ pub(crate) async fn stamp(registry: &Registry) -> ApiResult<String> {
         .latest_timestamp()
         .await?
         .and_then(|text| OffsetDateTime::parse(&text, &Rfc3339).ok());
-    let at = latest.map_or(now, |latest| latest.max(now));
-    at.format(&Rfc3339)
-        .map_err(|e| ApiError::Internal(e.into()))
+    Ok([latest, issued]
+        .into_iter()
+        .flatten()
+        .fold(now, OffsetDateTime::max))
 }

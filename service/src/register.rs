@@ -1,8 +1,8 @@
 //! Registering content: from a received upload to a ledger receipt.
 
-use std::io::BufReader;
+use std::io::{BufRead, BufReader, Cursor, Seek};
 
-use media_fingerprint::{ContentFingerprint, MissingFingerprint, Sniffed};
+use media_fingerprint::{ContentFingerprint, MediaKind, MissingFingerprint, Sniffed};
 use raft_store::ProposedLeaf;
 use registry::checkpoint::TreeHead;
 use registry::{
@@ -12,7 +12,7 @@ use registry::{
 use crate::error::{ApiError, ApiResult};
 use crate::propose::{MakeLeaf, Refused};
 use crate::state::AppState;
-use crate::upload::Received;
+use crate::upload::{Body, Received};
 use crate::views::{ContentView, LedgerReceipt, RegistrationReceipt};
 
 /// Who registrations are attributed to until parties exist.
@@ -238,18 +238,31 @@ pub(crate) async fn fingerprint(
     upload: &Received,
     sniffed: &Sniffed,
 ) -> ApiResult<ContentFingerprint> {
-    let file = upload.file.reopen().map_err(|e| {
-        ApiError::Internal(anyhow::Error::new(e).context("reopening the spooled upload"))
-    })?;
     let sniffed = sniffed.clone();
     let limits = state.limits.clone();
+    let reader: Box<dyn Reader> = match &upload.body {
+        Body::Memory(bytes) => Box::new(Cursor::new(bytes.clone())),
+        Body::File(file) => Box::new(BufReader::new(file.reopen().map_err(|e| {
+            ApiError::Internal(anyhow::Error::new(e).context("reopening the spooled upload"))
+        })?)),
+    };
+    if sniffed.kind == MediaKind::Other {
+        // Nothing to decode: only the exact hashes, computed already.
+        return Ok(media_fingerprint::content_fingerprint(
+            reader, &sniffed, &limits,
+        ));
+    }
     // Decoding is CPU-bound; keep it off the async workers.
     tokio::task::spawn_blocking(move || {
-        media_fingerprint::content_fingerprint(BufReader::new(file), &sniffed, &limits)
+        media_fingerprint::content_fingerprint(reader, &sniffed, &limits)
     })
     .await
     .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("fingerprinting panicked")))
 }
+
+/// What fingerprinting reads an upload through.
+trait Reader: BufRead + Seek + Send + Sync {}
+impl<T: BufRead + Seek + Send + Sync> Reader for T {}
 
 /// The proof material for leaf `index` in the tree of `tree_size` leaves;
 /// the leaf's text is read from the ledger unless the caller has it.

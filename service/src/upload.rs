@@ -1,5 +1,7 @@
 //! Receiving an upload: the body streams to a temporary file while it is
-//! hashed, so memory use does not grow with the file.
+//! hashed, so memory use does not grow with the file. A small body stays
+//! in memory: creating and deleting a file costs more than the rest of
+//! receiving it.
 //!
 //! Two request forms are accepted: the raw file as the body (its media type
 //! in `Content-Type`), or `multipart/form-data` with a `file` part and an
@@ -27,10 +29,21 @@ const HEAD_BYTES: usize = 8192;
 /// Largest accepted `metadata` part.
 const MAX_METADATA_BYTES: usize = 64 * 1024;
 
+/// Bodies up to this size are kept in memory rather than spooled.
+const IN_MEMORY_BYTES: usize = 64 * 1024;
+
+/// Where a received body is.
+pub enum Body {
+    /// A small body, whole.
+    Memory(Bytes),
+    /// The spooled file; deleted when dropped.
+    File(NamedTempFile),
+}
+
 /// A fully received upload.
 pub struct Received {
-    /// The spooled file; deleted when dropped.
-    pub file: NamedTempFile,
+    /// The bytes.
+    pub body: Body,
     /// Exact hashes computed while streaming.
     pub exact: ExactHashes,
     /// The first bytes, for sniffing.
@@ -91,16 +104,16 @@ pub async fn receive(state: &AppState, request: Request) -> ApiResult<Received> 
             ApiError::UnsupportedMediaType("multipart uploads must be multipart/form-data".into()),
         ),
         declared => {
-            let mut sink = Spool::start(&state.upload_dir, state.max_upload_bytes)?;
+            let mut sink = Spool::start(&state.upload_dir, state.max_upload_bytes);
             let mut body = request.into_body().into_data_stream();
             while let Some(chunk) = body.next().await {
                 let chunk = chunk
                     .map_err(|e| ApiError::BadRequest(format!("reading the upload failed: {e}")))?;
                 sink = sink.push(chunk).await?;
             }
-            let (file, exact, head) = sink.finish().await?;
+            let (body, exact, head) = sink.finish().await?;
             Ok(Received {
-                file,
+                body,
                 exact,
                 head,
                 declared_type: declared,
@@ -123,7 +136,7 @@ async fn receive_multipart(state: &AppState, mut multipart: Multipart) -> ApiRes
                     return Err(ApiError::BadRequest("more than one `file` part".into()));
                 }
                 let declared = field.content_type().map(str::to_owned);
-                let mut sink = Spool::start(&state.upload_dir, state.max_upload_bytes)?;
+                let mut sink = Spool::start(&state.upload_dir, state.max_upload_bytes);
                 while let Some(chunk) = field.chunk().await.map_err(bad)? {
                     sink = sink.push(chunk).await?;
                 }
@@ -152,10 +165,10 @@ async fn receive_multipart(state: &AppState, mut multipart: Multipart) -> ApiRes
             }
         }
     }
-    let ((file, exact, head), declared_type) =
+    let ((body, exact, head), declared_type) =
         file.ok_or_else(|| ApiError::BadRequest("the multipart body has no `file` part".into()))?;
     Ok(Received {
-        file,
+        body,
         exact,
         head,
         declared_type,
@@ -163,21 +176,40 @@ async fn receive_multipart(state: &AppState, mut multipart: Multipart) -> ApiRes
     })
 }
 
-type SpoolOutput = (NamedTempFile, ExactHashes, Vec<u8>);
+type SpoolOutput = (Body, ExactHashes, Vec<u8>);
+type Written = (NamedTempFile, ExactHashes, Vec<u8>);
 
-/// Writes chunks to a temporary file and hashes them on a blocking thread,
+/// Holds the first [`IN_MEMORY_BYTES`] of a body in memory; beyond that,
+/// writes chunks to a temporary file and hashes them on a blocking thread,
 /// so neither the disk writes nor the hashing stall the async workers. The
 /// bounded channel gives back-pressure: a fast client cannot queue up more
 /// than a few chunks in memory.
 struct Spool {
-    tx: mpsc::Sender<Bytes>,
-    task: JoinHandle<io::Result<SpoolOutput>>,
+    dir: std::path::PathBuf,
+    state: SpoolState,
     received: u64,
     limit: u64,
 }
 
+enum SpoolState {
+    Memory(Vec<Bytes>),
+    Writing {
+        tx: mpsc::Sender<Bytes>,
+        task: JoinHandle<io::Result<Written>>,
+    },
+}
+
 impl Spool {
-    fn start(dir: &Path, limit: u64) -> ApiResult<Self> {
+    fn start(dir: &Path, limit: u64) -> Self {
+        Self {
+            dir: dir.to_owned(),
+            state: SpoolState::Memory(Vec::new()),
+            received: 0,
+            limit,
+        }
+    }
+
+    fn writer(dir: &Path) -> ApiResult<SpoolState> {
         let mut file = NamedTempFile::new_in(dir).map_err(|e| {
             ApiError::Internal(anyhow::Error::new(e).context("creating the upload spool file"))
         })?;
@@ -199,12 +231,7 @@ impl Spool {
             let exact = hasher.finish().map_err(io::Error::other)?;
             Ok((file, exact, head))
         });
-        Ok(Self {
-            tx,
-            task,
-            received: 0,
-            limit,
-        })
+        Ok(SpoolState::Writing { tx, task })
     }
 
     async fn push(mut self, chunk: Bytes) -> ApiResult<Self> {
@@ -212,31 +239,67 @@ impl Spool {
         if self.received > self.limit {
             return Err(ApiError::TooLarge { limit: self.limit });
         }
-        if self.tx.send(chunk).await.is_err() {
-            // The writer stopped early, which only happens on an I/O error;
-            // `finish` reports it.
-            return Err(match self.finish().await {
-                Err(e) => e,
-                Ok(_) => ApiError::Internal(anyhow::anyhow!("the upload writer stopped early")),
-            });
+        let held = match &mut self.state {
+            SpoolState::Memory(chunks) if self.received <= IN_MEMORY_BYTES as u64 => {
+                chunks.push(chunk);
+                return Ok(self);
+            }
+            SpoolState::Memory(chunks) => {
+                let mut held = std::mem::take(chunks);
+                held.push(chunk);
+                self.state = Self::writer(&self.dir)?;
+                held
+            }
+            SpoolState::Writing { .. } => vec![chunk],
+        };
+        let SpoolState::Writing { tx, .. } = &self.state else {
+            return Err(ApiError::Internal(anyhow::anyhow!(
+                "the upload writer did not start"
+            )));
+        };
+        for chunk in held {
+            if tx.send(chunk).await.is_err() {
+                // The writer stopped early, which only happens on an I/O
+                // error; `finish` reports it.
+                return Err(match self.finish().await {
+                    Err(e) => e,
+                    Ok(_) => ApiError::Internal(anyhow::anyhow!("the upload writer stopped early")),
+                });
+            }
         }
         Ok(self)
     }
 
     async fn finish(self) -> ApiResult<SpoolOutput> {
-        drop(self.tx);
-        let (file, exact, head) = self
-            .task
-            .await
-            .map_err(|e| {
-                ApiError::Internal(anyhow::Error::new(e).context("the upload writer panicked"))
-            })?
-            .map_err(|e| {
-                ApiError::Internal(anyhow::Error::new(e).context("spooling the upload"))
-            })?;
+        let (body, exact, head) = match self.state {
+            SpoolState::Memory(chunks) => {
+                let bytes = Bytes::from(chunks.concat());
+                let mut hasher = StreamHasher::new();
+                hasher.update(&bytes);
+                let exact = hasher.finish().map_err(|e| {
+                    ApiError::Internal(anyhow::Error::new(e).context("hashing the upload"))
+                })?;
+                let head = bytes[..bytes.len().min(HEAD_BYTES)].to_vec();
+                (Body::Memory(bytes), exact, head)
+            }
+            SpoolState::Writing { tx, task } => {
+                drop(tx);
+                let (file, exact, head) = task
+                    .await
+                    .map_err(|e| {
+                        ApiError::Internal(
+                            anyhow::Error::new(e).context("the upload writer panicked"),
+                        )
+                    })?
+                    .map_err(|e| {
+                        ApiError::Internal(anyhow::Error::new(e).context("spooling the upload"))
+                    })?;
+                (Body::File(file), exact, head)
+            }
+        };
         if exact.size == 0 {
             return Err(ApiError::BadRequest("the uploaded file is empty".into()));
         }
-        Ok((file, exact, head))
+        Ok((body, exact, head))
     }
 }

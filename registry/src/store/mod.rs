@@ -107,6 +107,10 @@ async fn configure_sqlite(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
     // failing with SQLITE_BUSY.
     conn.execute("pragma busy_timeout = 10000").await?;
     conn.execute("pragma foreign_keys = on").await?;
+    // Applying a command runs under a savepoint, so SQLite copies each page
+    // it first changes to a statement journal; in memory that costs a copy,
+    // in a temporary file a write system call.
+    conn.execute("pragma temp_store = memory").await?;
     // 64 MiB of page cache per connection: index probes for matching touch
     // pages all over the similarity indexes.
     conn.execute("pragma cache_size = -65536").await?;
