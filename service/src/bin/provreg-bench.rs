@@ -105,6 +105,12 @@ struct Args {
     #[arg(long, default_value_t = 30.0)]
     timeout: f64,
 
+    /// Write through `POST /v1/content/batch` instead, this many hash-only
+    /// registrations per request (provreg only; 1 to 1000). Throughput
+    /// counts registrations, latency is per request.
+    #[arg(long)]
+    batch: Option<usize>,
+
     /// Print the report as one JSON object instead of a table.
     #[arg(long)]
     json: bool,
@@ -214,6 +220,8 @@ struct Driver {
     run_id: Uuid,
     /// Size of each written body or value.
     size: usize,
+    /// Registrations per batch request, if writes go in batches.
+    batch: Option<usize>,
 }
 
 impl Driver {
@@ -230,6 +238,9 @@ impl Driver {
         keep_ids: bool,
     ) -> Result<Done, Failure> {
         match (self.target, op) {
+            (Target::Provreg, Op::Write) if self.batch.is_some() => {
+                self.write_batch(node, client, seq, keep_ids).await
+            }
             (Target::Provreg, Op::Write) => {
                 let mut request = self
                     .http
@@ -285,6 +296,61 @@ impl Driver {
                 }
             }
         }
+    }
+
+    /// Registers `self.batch` distinct bodies by hash in one request; the
+    /// items answered 201 count, any other item status is a failure of the
+    /// whole request.
+    async fn write_batch(
+        &self,
+        node: &Node,
+        client: u32,
+        seq: u64,
+        keep_ids: bool,
+    ) -> Result<Done, Failure> {
+        let n = self.batch.unwrap_or(1) as u64;
+        let items: Vec<Value> = (0..n)
+            .map(|i| {
+                let body = self.body(client, seq * n + i);
+                let sha256 =
+                    hex::encode(ring::digest::digest(&ring::digest::SHA256, &body).as_ref());
+                json!({ "sha256": sha256, "size": body.len() })
+            })
+            .collect();
+        let mut request = self
+            .http
+            .post(format!("{}/v1/content/batch", node.base))
+            .json(&items);
+        if let Some(token) = &node.token {
+            request = request.bearer_auth(token);
+        }
+        let body = send(request).await?;
+        let answer: Value =
+            serde_json::from_slice(&body).map_err(|_| "malformed answer".to_owned())?;
+        let results = answer
+            .get("results")
+            .and_then(Value::as_array)
+            .ok_or_else(|| "malformed answer".to_owned())?;
+        let mut ids = Vec::new();
+        for result in results {
+            match result.get("status").and_then(Value::as_u64) {
+                Some(201) => {
+                    if keep_ids {
+                        let id = result
+                            .pointer("/receipt/content_id")
+                            .and_then(Value::as_str)
+                            .ok_or_else(|| "malformed answer".to_owned())?;
+                        ids.push(id.to_owned());
+                    }
+                }
+                Some(status) => return Err(format!("item {status}")),
+                None => return Err("malformed answer".to_owned()),
+            }
+        }
+        Ok(Done {
+            items: results.len() as u64,
+            ids,
+        })
     }
 
     /// A body of `self.size` bytes, unique to this run, client and request:
@@ -601,6 +667,7 @@ async fn main() -> anyhow::Result<()> {
         target: args.target,
         run_id: Uuid::now_v7(),
         size: args.size,
+        batch: args.batch,
     });
     let nodes = Arc::new(args.nodes.clone());
     let no_ids = Arc::new(Vec::new());
@@ -687,6 +754,7 @@ async fn main() -> anyhow::Result<()> {
             "mode": args.mode.name(),
             "nodes": args.nodes.len(),
             "size": args.size,
+            "batch": args.batch,
             "elapsed_s": round2(elapsed.as_secs_f64()),
             "warmup_s": args.warmup,
             "warmup_written": warmup.items,
@@ -698,10 +766,13 @@ async fn main() -> anyhow::Result<()> {
         let warmup_written = warmup.items;
         let warmup_errors = Summary::new("warm-up", args.clients, warmup, elapsed).errors_text();
         println!(
-            "{} {} through {} node(s), {}-byte bodies, {:.1} s measured after {} s of warm-up \
+            "{} {}{} through {} node(s), {}-byte bodies, {:.1} s measured after {} s of warm-up \
              ({warmup_written} written, errors: {warmup_errors})",
             args.target.name(),
             args.mode.name(),
+            args.batch
+                .map(|n| format!(" in batches of {n}"))
+                .unwrap_or_default(),
             args.nodes.len(),
             args.size,
             elapsed.as_secs_f64(),
@@ -747,6 +818,14 @@ fn validate(args: &Args) -> anyhow::Result<()> {
     }
     if !(args.timeout.is_finite() && args.timeout > 0.0) {
         bail!("--timeout must be a positive number of seconds");
+    }
+    if let Some(batch) = args.batch {
+        if !(1..=1000).contains(&batch) {
+            bail!("--batch must be between 1 and 1000");
+        }
+        if args.target != Target::Provreg {
+            bail!("--batch is for provreg only");
+        }
     }
     if args.requests == Some(0) {
         bail!("--requests must be 1 or more");
