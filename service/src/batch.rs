@@ -69,9 +69,8 @@ pub struct BatchResponse {
     results: Vec<ItemResult>,
 }
 
-/// Checks one item and builds its claim; the error is the item's 400 or
-/// 409.
-async fn claim_of(state: &AppState, raw: Value) -> ApiResult<ContentClaim> {
+/// Checks one item and builds its claim; the error is the item's 400.
+fn claim_of(raw: Value) -> ApiResult<ContentClaim> {
     let item: Item =
         serde_json::from_value(raw).map_err(|e| ApiError::BadRequest(format!("item: {e}")))?;
     let sha256 = item.sha256.to_ascii_lowercase();
@@ -98,11 +97,6 @@ async fn claim_of(state: &AppState, raw: Value) -> ApiResult<ContentClaim> {
     let iscc = item.iscc.unwrap_or_default();
     registry::validate_claimed_iscc(&iscc)?;
     let metadata = item.metadata.unwrap_or_default().normalised()?;
-    if let Some(found) = crate::views::content_by_sha256(&state.registry, &sha256).await? {
-        return Err(ApiError::Duplicate {
-            content_id: found.content_id,
-        });
-    }
     Ok(ContentClaim {
         content_id: uuid::Uuid::now_v7().to_string(),
         // Stamped by the proposer.
@@ -132,7 +126,7 @@ pub async fn register_batch(state: &AppState, items: Vec<Value>) -> ApiResult<Ba
     let mut claims: Vec<(usize, ContentClaim)> = Vec::new();
     let mut seen: HashMap<String, usize> = HashMap::new();
     for (position, raw) in items.into_iter().enumerate() {
-        match claim_of(state, raw).await {
+        match claim_of(raw) {
             Ok(claim) => {
                 if let Some(first) = seen.get(&claim.sha256) {
                     results.push(Some(ItemResult::problem(&ApiError::Conflict(format!(
@@ -147,6 +141,18 @@ pub async fn register_batch(state: &AppState, items: Vec<Value>) -> ApiResult<Ba
             Err(e) => results.push(Some(ItemResult::problem(&e))),
         }
     }
+    // Bytes registered or claimed already: one lookup for the batch.
+    let hashes: Vec<String> = claims.iter().map(|(_, c)| c.sha256.clone()).collect();
+    let holders = state.registry.holders_by_sha256(&hashes).await?;
+    claims.retain(|(position, claim)| match holders.get(&claim.sha256) {
+        Some(content_id) => {
+            results[*position] = Some(ItemResult::problem(&ApiError::Duplicate {
+                content_id: content_id.clone(),
+            }));
+            false
+        }
+        None => true,
+    });
     if !claims.is_empty() {
         let outcomes = propose(state, &mut claims).await?;
         let tree_size = outcomes
@@ -156,21 +162,36 @@ pub async fn register_batch(state: &AppState, items: Vec<Value>) -> ApiResult<Ba
                 _ => None,
             })
             .max();
-        let checkpoint = match tree_size {
+        let appended: Vec<u64> = outcomes
+            .iter()
+            .filter_map(|(o, _)| match o {
+                ApplyOutcome::Appended { index, .. } => Some(*index),
+                _ => None,
+            })
+            .collect();
+        // One checkpoint and one read of the proof hashes for the batch.
+        let proven = match tree_size {
             Some(size) => {
-                let head = state.registry.tree_head(Some(size)).await?;
+                let (root, proofs) = state.registry.inclusion_proofs(&appended, size).await?;
+                let head = registry::checkpoint::TreeHead { size, root };
                 let note = state.signer()?.sign_checkpoint(&head)?;
-                Some((head, note))
+                Some((
+                    head,
+                    note,
+                    appended.into_iter().zip(proofs).collect::<HashMap<_, _>>(),
+                ))
             }
             None => None,
         };
         for ((position, claim), (outcome, leaf)) in claims.into_iter().zip(outcomes) {
             results[position] = Some(match outcome {
                 ApplyOutcome::Appended { index, .. } => {
-                    let (head, note) = checkpoint.clone().ok_or_else(|| {
+                    let (head, note, proofs) = proven.as_ref().ok_or_else(|| {
                         ApiError::Internal(anyhow::anyhow!("an appended claim without a tree size"))
                     })?;
-                    let (root, proof) = state.registry.inclusion_proof(index, head.size).await?;
+                    let proof = proofs.get(&index).ok_or_else(|| {
+                        ApiError::Internal(anyhow::anyhow!("no proof for leaf {index}"))
+                    })?;
                     let leaf = match leaf {
                         Some(leaf) => leaf,
                         None => {
@@ -190,7 +211,14 @@ pub async fn register_batch(state: &AppState, items: Vec<Value>) -> ApiResult<Ba
                         status: StatusCode::CREATED.as_u16(),
                         receipt: Some(RegistrationReceipt {
                             content: ContentView::from_claim(claim, index),
-                            ledger: LedgerReceipt::new(index, head.size, root, &proof, &leaf, note),
+                            ledger: LedgerReceipt::new(
+                                index,
+                                head.size,
+                                head.root,
+                                proof,
+                                &leaf,
+                                note.clone(),
+                            ),
                         }),
                         problem: None,
                     }

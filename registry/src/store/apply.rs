@@ -1,6 +1,7 @@
 //! The write path: one transaction per batch of committed Raft entries.
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::panic::AssertUnwindSafe;
 
 use futures_util::FutureExt;
@@ -11,8 +12,12 @@ use time::format_description::well_known::Rfc3339;
 
 use super::cluster;
 use super::similarity::{self, claimed_codes, codes_of, crop_codes};
-use super::{Param, RaftMarks, from_i64, insert_rows, to_i64, with_hashes};
+use tlog_tiles::HashReader;
+
+use super::similarity::IndexRows;
+use super::{Param, RaftMarks, fetch_hashes, from_i64, insert_rows, to_i64};
 use crate::entry::{ApplyOutcome, EntryBody, LedgerEntry, Prints, Rejection};
+use crate::merkle::Hash;
 use crate::{RegistryError, Result};
 
 /// A batch being applied. Entries appended through it become visible, with
@@ -22,7 +27,37 @@ pub struct ApplyTx {
     tree_size: u64,
     /// The timestamp of the last leaf, which no later leaf may precede.
     latest: Option<(OffsetDateTime, String)>,
+    /// Rows of applied entries not yet written.
+    pending: Pending,
+    /// Merkle hashes stored or read in this transaction: appending a leaf
+    /// needs the hashes of the tree's right edge, mostly recent ones.
+    hashes: HashMap<u64, Hash>,
+    /// What the database held, when the command began, under the bytes and
+    /// ids of the command's content leaves.
+    known: Known,
 }
+
+/// Rows of applied entries waiting to be written: the rows of a whole
+/// command go to the database in a few multi-row statements instead of
+/// several statements per entry. Checks of later entries see them through
+/// the maps; anything else that reads the database first writes them.
+#[derive(Debug, Default)]
+struct Pending {
+    ledger: Vec<(i64, String, &'static str)>,
+    hashes: Vec<(i64, String)>,
+    content: Vec<(String, String, i64)>,
+    claims: Vec<(String, String, i64)>,
+    index: IndexRows,
+    /// SHA-256 to content id of the registrations and claims waiting.
+    registered: HashMap<String, String>,
+    claimed: HashMap<String, String>,
+    /// Content ids of both.
+    ids: HashSet<String>,
+}
+
+/// Rows waiting beyond which they are written even mid-command, which
+/// bounds the memory a snapshot install takes.
+const MAX_PENDING: usize = 1000;
 
 impl std::fmt::Debug for ApplyTx {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -48,7 +83,55 @@ impl ApplyTx {
             tx,
             tree_size,
             latest,
+            pending: Pending::default(),
+            hashes: HashMap::new(),
+            known: Known::default(),
         })
+    }
+
+    /// Writes the rows waiting, in an order that satisfies the foreign keys.
+    async fn flush(&mut self) -> Result<()> {
+        let conn: &mut AnyConnection = &mut self.tx;
+        let pending = std::mem::take(&mut self.pending);
+        let mut params = Vec::with_capacity(3 * pending.ledger.len());
+        for (idx, leaf, entry_type) in &pending.ledger {
+            params.extend([Param::Int(*idx), Param::Text(leaf), Param::Text(entry_type)]);
+        }
+        insert_rows(
+            conn,
+            "insert into ledger_entry (idx, leaf, entry_type)",
+            3,
+            &params,
+        )
+        .await?;
+        let mut params = Vec::with_capacity(2 * pending.hashes.len());
+        for (id, hash) in &pending.hashes {
+            params.extend([Param::Int(*id), Param::Text(hash)]);
+        }
+        insert_rows(conn, "insert into merkle_hash (id, hash)", 2, &params).await?;
+        for (table, rows) in [
+            ("content", &pending.content),
+            ("content_claim", &pending.claims),
+        ] {
+            let mut params = Vec::with_capacity(3 * rows.len());
+            for (content_id, sha256, idx) in rows {
+                params.extend([
+                    Param::Text(content_id),
+                    Param::Text(sha256),
+                    Param::Int(*idx),
+                ]);
+            }
+            insert_rows(
+                conn,
+                &format!("insert into {table} (content_id, sha256, ledger_idx)"),
+                3,
+                &params,
+            )
+            .await?;
+        }
+        let mut index = pending.index;
+        index.flush(conn).await?;
+        Ok(())
     }
 
     /// Applies one entry built by its proposer: encodes it and applies the
@@ -94,25 +177,31 @@ impl ApplyTx {
         sqlx::query("savepoint apply_command")
             .execute(&mut *self.tx)
             .await?;
+        self.flush().await?;
+        let entries = leaves
+            .iter()
+            .map(|(leaf, _)| LedgerEntry::decode_proposed(leaf))
+            .collect::<Result<Vec<_>>>()?;
+        self.known = Known::fetch(&mut self.tx, entries.iter().flatten()).await?;
         let (size, latest) = (self.tree_size, self.latest.clone());
         let mut failed: BTreeMap<usize, String> = BTreeMap::new();
         'apply: loop {
             let mut outcomes = Vec::with_capacity(leaves.len());
-            for (i, &(leaf, prints)) in leaves.iter().enumerate() {
+            for (i, (&(leaf, prints), entry)) in leaves.iter().zip(&entries).enumerate() {
                 if let Some(detail) = failed.get(&i) {
                     outcomes.push(ApplyOutcome::Rejected(Rejection::ApplyFailed {
                         detail: detail.clone(),
                     }));
                     continue;
                 }
-                let entry = match LedgerEntry::decode_proposed(leaf)? {
+                let entry = match entry {
                     Ok(entry) => entry,
                     Err(rejection) => {
-                        outcomes.push(ApplyOutcome::Rejected(rejection));
+                        outcomes.push(ApplyOutcome::Rejected(rejection.clone()));
                         continue;
                     }
                 };
-                let applied = AssertUnwindSafe(self.apply_decoded(leaf, &entry, prints))
+                let applied = AssertUnwindSafe(self.apply_decoded(leaf, entry, prints))
                     .catch_unwind()
                     .await;
                 match applied {
@@ -131,10 +220,14 @@ impl ApplyTx {
                             .await?;
                         self.tree_size = size;
                         self.latest = latest.clone();
+                        self.pending = Pending::default();
+                        self.hashes.clear();
                         continue 'apply;
                     }
                 }
             }
+            // Inside the savepoint, so a failure here undoes the command.
+            self.flush().await?;
             sqlx::query("release savepoint apply_command")
                 .execute(&mut *self.tx)
                 .await?;
@@ -211,7 +304,15 @@ impl ApplyTx {
     }
 
     async fn check(&mut self, entry: &LedgerEntry) -> Result<Option<Rejection>> {
+        if !matches!(
+            entry.body,
+            EntryBody::ContentRegistered(_) | EntryBody::ContentClaimed(_)
+        ) {
+            // Cluster checks read the database, so it must be whole.
+            self.flush().await?;
+        }
         let conn: &mut AnyConnection = &mut self.tx;
+        let pending = &self.pending;
         match &entry.body {
             EntryBody::ContentRegistered(reg) => {
                 if let Err(e) = codes_of(&reg.iscc) {
@@ -220,7 +321,7 @@ impl ApplyTx {
                         detail: e.to_string(),
                     }));
                 }
-                let existing = Existing::find(conn, &reg.sha256, &reg.content_id).await?;
+                let existing = self.known.of(pending, &reg.sha256, &reg.content_id);
                 if let Some(content_id) = existing.registered {
                     return Ok(Some(Rejection::DuplicateContent { content_id }));
                 }
@@ -241,7 +342,7 @@ impl ApplyTx {
                         }));
                     }
                 }
-                check_parents(conn, &reg.metadata.derived_from).await
+                check_parents(conn, pending, &reg.metadata.derived_from).await
             }
             EntryBody::ContentClaimed(claim) => {
                 if claim.sha256.len() != 64
@@ -260,7 +361,7 @@ impl ApplyTx {
                         detail: e.to_string(),
                     }));
                 }
-                let existing = Existing::find(conn, &claim.sha256, &claim.content_id).await?;
+                let existing = self.known.of(pending, &claim.sha256, &claim.content_id);
                 if let Some(content_id) = existing.registered.or(existing.claimed) {
                     return Ok(Some(Rejection::DuplicateContent { content_id }));
                 }
@@ -269,7 +370,7 @@ impl ApplyTx {
                         content_id: claim.content_id.clone(),
                     }));
                 }
-                check_parents(conn, &claim.metadata.derived_from).await
+                check_parents(conn, pending, &claim.metadata.derived_from).await
             }
             _ => cluster::check(conn, self.tree_size, entry).await,
         }
@@ -282,54 +383,52 @@ impl ApplyTx {
         prints: Option<(&str, &Prints)>,
     ) -> Result<ApplyOutcome> {
         let index = self.tree_size;
-        let conn: &mut AnyConnection = &mut self.tx;
-        let entry_type = entry.type_name();
-        sqlx::query("insert into ledger_entry (idx, leaf, entry_type) values ($1, $2, $3)")
-            .bind(to_i64(index)?)
-            .bind(leaf)
-            .bind(entry_type)
-            .execute(&mut *conn)
+        let idx = to_i64(index)?;
+        let new_hashes = self
+            .with_cached_hashes(|reader| tlog_tiles::stored_hashes(index, leaf.as_bytes(), reader))
             .await?;
-
-        let new_hashes = with_hashes(conn, |reader| {
-            tlog_tiles::stored_hashes(index, leaf.as_bytes(), reader)
-        })
-        .await?;
         let first_id = tlog_tiles::stored_hash_count(index);
-        let hexes: Vec<String> = new_hashes.iter().map(|h| hex::encode(h.0)).collect();
-        let mut params = Vec::with_capacity(2 * hexes.len());
-        for (offset, hash) in (0u64..).zip(&hexes) {
-            params.push(Param::Int(to_i64(first_id + offset)?));
-            params.push(Param::Text(hash));
+        for (offset, hash) in (0u64..).zip(&new_hashes) {
+            let id = first_id + offset;
+            self.hashes.insert(id, *hash);
+            self.pending.hashes.push((to_i64(id)?, hex::encode(hash.0)));
         }
-        insert_rows(conn, "insert into merkle_hash (id, hash)", 2, &params).await?;
+        self.pending
+            .ledger
+            .push((idx, leaf.to_owned(), entry.type_name()));
 
         match &entry.body {
             EntryBody::ContentRegistered(reg) => {
-                sqlx::query(
-                    "insert into content (content_id, sha256, ledger_idx) values ($1, $2, $3)",
-                )
-                .bind(&reg.content_id)
-                .bind(&reg.sha256)
-                .bind(to_i64(index)?)
-                .execute(&mut *conn)
-                .await?;
+                let pending = &mut self.pending;
+                pending
+                    .content
+                    .push((reg.content_id.clone(), reg.sha256.clone(), idx));
+                pending
+                    .registered
+                    .insert(reg.sha256.clone(), reg.content_id.clone());
+                pending.ids.insert(reg.content_id.clone());
                 let codes = codes_of(&reg.iscc)?;
-                similarity::index(conn, &reg.content_id, index, &codes, prints).await?;
+                similarity::index(&mut pending.index, &reg.content_id, index, &codes, prints)?;
             }
             EntryBody::ContentClaimed(claim) => {
-                sqlx::query(
-                    "insert into content_claim (content_id, sha256, ledger_idx) values ($1, $2, $3)",
-                )
-                .bind(&claim.content_id)
-                .bind(&claim.sha256)
-                .bind(to_i64(index)?)
-                .execute(&mut *conn)
-                .await?;
+                let pending = &mut self.pending;
+                pending
+                    .claims
+                    .push((claim.content_id.clone(), claim.sha256.clone(), idx));
+                pending
+                    .claimed
+                    .insert(claim.sha256.clone(), claim.content_id.clone());
+                pending.ids.insert(claim.content_id.clone());
                 let codes = claimed_codes(&claim.iscc)?;
-                similarity::index(conn, &claim.content_id, index, &codes, None).await?;
+                similarity::index(&mut pending.index, &claim.content_id, index, &codes, None)?;
             }
-            _ => cluster::index(conn, index, entry).await?,
+            _ => {
+                self.flush().await?;
+                cluster::index(&mut self.tx, index, entry).await?;
+            }
+        }
+        if self.pending.ledger.len() >= MAX_PENDING {
+            self.flush().await?;
         }
 
         self.tree_size = index + 1;
@@ -339,9 +438,44 @@ impl ApplyTx {
         })
     }
 
+    /// Runs a `tlog_tiles` computation over the hashes this transaction
+    /// knows, reading the others from the database once.
+    async fn with_cached_hashes<T>(
+        &mut self,
+        compute: impl Fn(&CachedReader<'_>) -> Result<T, tlog_tiles::Error>,
+    ) -> Result<T> {
+        for _pass in 0..3 {
+            let missing = {
+                let reader = CachedReader {
+                    known: &self.hashes,
+                    missing: RefCell::new(Vec::new()),
+                };
+                match compute(&reader) {
+                    Ok(value) => return Ok(value),
+                    Err(tlog_tiles::Error::IndexesNotInTree) => reader.missing.into_inner(),
+                    Err(e) => {
+                        return Err(RegistryError::Corrupt(format!("merkle computation: {e}")));
+                    }
+                }
+            };
+            if missing.is_empty() {
+                break;
+            }
+            // Hashes this transaction wrote are all known, so whatever is
+            // missing was committed before it.
+            for (id, hash) in fetch_hashes(&mut self.tx, &missing).await? {
+                self.hashes.insert(id, hash);
+            }
+        }
+        Err(RegistryError::Corrupt(
+            "merkle hashes the tree needs are missing from the store".into(),
+        ))
+    }
+
     /// Records the Raft marks for everything applied in this batch and
     /// commits. Entries and marks become durable together or not at all.
     pub async fn commit(mut self, marks: &RaftMarks) -> Result<()> {
+        self.flush().await?;
         sqlx::query(
             "update sm_state set tree_size = $1, last_applied = $2, last_membership = $3 where id = 1",
         )
@@ -374,7 +508,31 @@ impl ApplyTx {
         }
         self.tree_size = 0;
         self.latest = None;
+        self.pending = Pending::default();
+        self.hashes.clear();
         Ok(())
+    }
+}
+
+/// A [`HashReader`] over the hashes a transaction knows; a computation that
+/// asks for others fails and names them.
+struct CachedReader<'a> {
+    known: &'a HashMap<u64, Hash>,
+    missing: RefCell<Vec<u64>>,
+}
+
+impl HashReader for CachedReader<'_> {
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, tlog_tiles::Error> {
+        let found: Option<Vec<Hash>> = indexes.iter().map(|i| self.known.get(i).copied()).collect();
+        found.ok_or_else(|| {
+            self.missing.borrow_mut().extend(
+                indexes
+                    .iter()
+                    .filter(|i| !self.known.contains_key(i))
+                    .copied(),
+            );
+            tlog_tiles::Error::IndexesNotInTree
+        })
     }
 }
 
@@ -448,7 +606,7 @@ async fn content_exists(conn: &mut AnyConnection, content_id: &str) -> Result<bo
 }
 
 /// What the ledger already holds under a new registration's or claim's
-/// bytes and id, found in one query.
+/// bytes and id.
 #[derive(Debug, Default)]
 struct Existing {
     /// The registration of the same bytes.
@@ -459,35 +617,101 @@ struct Existing {
     id_taken: bool,
 }
 
-impl Existing {
-    async fn find(conn: &mut AnyConnection, sha256: &str, content_id: &str) -> Result<Self> {
-        let rows = sqlx::query(
-            "select 'registered' as what, content_id from content where sha256 = $1 \
-             union all select 'claimed', content_id from content_claim where sha256 = $1 \
-             union all select 'id', content_id from content where content_id = $2 \
-             union all select 'id', content_id from content_claim where content_id = $2",
-        )
-        .bind(sha256)
-        .bind(content_id)
-        .fetch_all(&mut *conn)
-        .await?;
-        let mut existing = Self::default();
-        for row in rows {
-            let what: String = row.try_get(0)?;
-            let id: String = row.try_get(1)?;
-            match what.as_str() {
-                "registered" => existing.registered = Some(id),
-                "claimed" => existing.claimed = Some(id),
-                _ => existing.id_taken = true,
+/// Registrations and claims in the database under the bytes and ids of a
+/// command's content leaves, read in one query per few hundred leaves
+/// rather than one per leaf.
+#[derive(Debug, Default)]
+struct Known {
+    registered: HashMap<String, String>,
+    claimed: HashMap<String, String>,
+    ids: HashSet<String>,
+}
+
+impl Known {
+    async fn fetch<'a>(
+        conn: &mut AnyConnection,
+        entries: impl Iterator<Item = &'a LedgerEntry>,
+    ) -> Result<Self> {
+        let keys: Vec<(&str, &str)> = entries
+            .filter_map(|entry| match &entry.body {
+                EntryBody::ContentRegistered(reg) => {
+                    Some((reg.sha256.as_str(), reg.content_id.as_str()))
+                }
+                EntryBody::ContentClaimed(claim) => {
+                    Some((claim.sha256.as_str(), claim.content_id.as_str()))
+                }
+                _ => None,
+            })
+            .collect();
+        let mut known = Self::default();
+        for chunk in keys.chunks(500) {
+            let n = chunk.len();
+            let list = |from: usize| {
+                (from..from + n)
+                    .map(|i| format!("${i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let (hashes, ids) = (list(1), list(n + 1));
+            let sql = format!(
+                "select 'registered' as what, sha256, content_id from content where sha256 in ({hashes}) \
+                 union all select 'claimed', sha256, content_id from content_claim where sha256 in ({hashes}) \
+                 union all select 'id', sha256, content_id from content where content_id in ({ids}) \
+                 union all select 'id', sha256, content_id from content_claim where content_id in ({ids})"
+            );
+            let mut query = sqlx::query(&sql);
+            for (sha256, _) in chunk {
+                query = query.bind(*sha256);
+            }
+            for (_, content_id) in chunk {
+                query = query.bind(*content_id);
+            }
+            for row in query.fetch_all(&mut *conn).await? {
+                let what: String = row.try_get(0)?;
+                let sha256: String = row.try_get(1)?;
+                let content_id: String = row.try_get(2)?;
+                match what.as_str() {
+                    "registered" => {
+                        known.registered.insert(sha256, content_id);
+                    }
+                    "claimed" => {
+                        known.claimed.insert(sha256, content_id);
+                    }
+                    _ => {
+                        known.ids.insert(content_id);
+                    }
+                }
             }
         }
-        Ok(existing)
+        Ok(known)
+    }
+
+    /// What holds `sha256` and `content_id`, in the database or among the
+    /// rows `pending` of this command.
+    fn of(&self, pending: &Pending, sha256: &str, content_id: &str) -> Existing {
+        Existing {
+            registered: pending
+                .registered
+                .get(sha256)
+                .or_else(|| self.registered.get(sha256))
+                .cloned(),
+            claimed: pending
+                .claimed
+                .get(sha256)
+                .or_else(|| self.claimed.get(sha256))
+                .cloned(),
+            id_taken: pending.ids.contains(content_id) || self.ids.contains(content_id),
+        }
     }
 }
 
-async fn check_parents(conn: &mut AnyConnection, parents: &[String]) -> Result<Option<Rejection>> {
+async fn check_parents(
+    conn: &mut AnyConnection,
+    pending: &Pending,
+    parents: &[String],
+) -> Result<Option<Rejection>> {
     for parent in parents {
-        if !content_exists(conn, parent).await? {
+        if !pending.ids.contains(parent) && !content_exists(conn, parent).await? {
             return Ok(Some(Rejection::UnknownDerivedFrom {
                 content_id: parent.clone(),
             }));

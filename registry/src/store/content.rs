@@ -1,5 +1,7 @@
 //! Reads of registered content.
 
+use std::collections::HashMap;
+
 use sqlx::Row;
 
 use super::{Registry, from_i64};
@@ -96,5 +98,31 @@ impl Registry {
             ledger_index,
             claim,
         }))
+    }
+
+    /// The content id holding each SHA-256 of `sha256s` (lowercase hex)
+    /// that is registered or claimed; a registration wins over a claim.
+    /// One query per thousand hashes, for batches.
+    pub async fn holders_by_sha256(&self, sha256s: &[String]) -> Result<HashMap<String, String>> {
+        let mut holders = HashMap::new();
+        for chunk in sha256s.chunks(1000) {
+            let list: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let list = list.join(", ");
+            // Claims first, so that a registration of the same bytes
+            // overwrites its claim.
+            let sql = format!(
+                "select sha256, content_id, 0 as registered from content_claim where sha256 in ({list}) \
+                 union all select sha256, content_id, 1 from content where sha256 in ({list}) \
+                 order by registered"
+            );
+            let mut query = sqlx::query(&sql);
+            for sha256 in chunk {
+                query = query.bind(sha256.as_str());
+            }
+            for row in query.fetch_all(&self.pool).await? {
+                holders.insert(row.try_get(0)?, row.try_get(1)?);
+            }
+        }
+        Ok(holders)
     }
 }

@@ -65,6 +65,38 @@ impl Registry {
         .await
     }
 
+    /// RFC 9162 inclusion proofs of the leaves `indexes` in the tree of
+    /// `tree_size` leaves, with that tree's root; the hashes they need are
+    /// read together.
+    pub async fn inclusion_proofs(
+        &self,
+        indexes: &[u64],
+        tree_size: u64,
+    ) -> Result<(Hash, Vec<Vec<Hash>>)> {
+        let mut conn = self.pool.acquire().await?;
+        let current = read_tree_size(&mut conn).await?;
+        if tree_size > current {
+            return Err(RegistryError::OutOfRange(format!(
+                "tree_size {tree_size} is beyond the current size {current}"
+            )));
+        }
+        if let Some(index) = indexes.iter().find(|&&i| i >= tree_size) {
+            return Err(RegistryError::OutOfRange(format!(
+                "index {index} is not below tree_size {tree_size}"
+            )));
+        }
+        with_hashes(&mut conn, |r| {
+            let root = tlog_tiles::tree_hash(tree_size, r);
+            // Every proof in each pass, so one fetch brings what all need.
+            let proofs: Vec<_> = indexes
+                .iter()
+                .map(|&index| tlog_tiles::prove_record(tree_size, index, r))
+                .collect();
+            Ok((root?, proofs.into_iter().collect::<Result<Vec<_>, _>>()?))
+        })
+        .await
+    }
+
     /// The RFC 9162 consistency proof from the tree of `from` leaves to the
     /// tree of `to` leaves, with the root of the larger tree.
     pub async fn consistency_proof(&self, from: u64, to: u64) -> Result<(Hash, Vec<Hash>)> {

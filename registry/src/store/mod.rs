@@ -144,24 +144,32 @@ pub(crate) async fn with_hashes<T>(
     ))
 }
 
-async fn fetch_hashes(conn: &mut AnyConnection, ids: &[u64]) -> Result<Vec<(u64, Hash)>> {
-    let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
-    let sql = format!(
-        "select id, hash from merkle_hash where id in ({})",
-        placeholders.join(", ")
-    );
-    let mut query = sqlx::query(&sql);
-    for &id in ids {
-        query = query.bind(to_i64(id)?);
-    }
-    let rows = query.fetch_all(&mut *conn).await?;
-    rows.iter()
-        .map(|row| {
+pub(crate) async fn fetch_hashes(
+    conn: &mut AnyConnection,
+    ids: &[u64],
+) -> Result<Vec<(u64, Hash)>> {
+    let mut ids = ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut found = Vec::with_capacity(ids.len());
+    // Well under the databases' limits on bound parameters.
+    for chunk in ids.chunks(10_000) {
+        let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "select id, hash from merkle_hash where id in ({})",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for &id in chunk {
+            query = query.bind(to_i64(id)?);
+        }
+        for row in query.fetch_all(&mut *conn).await? {
             let id: i64 = row.try_get(0)?;
             let hash: String = row.try_get(1)?;
-            Ok((from_i64(id)?, parse_hex_hash(&hash)?))
-        })
-        .collect()
+            found.push((from_i64(id)?, parse_hex_hash(&hash)?));
+        }
+    }
+    Ok(found)
 }
 
 pub(crate) fn parse_hex_hash(text: &str) -> Result<Hash> {

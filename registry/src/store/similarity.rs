@@ -136,9 +136,69 @@ pub(crate) fn crop_codes(crops: &[String]) -> Result<Vec<u64>> {
         .collect()
 }
 
-/// Indexes a registration's codes and stores and indexes its prints.
-pub(super) async fn index(
-    conn: &mut AnyConnection,
+/// Rows of the similarity indexes waiting to be written, so that the rows
+/// of many entries go to the database in a few statements.
+#[derive(Debug, Default)]
+pub(super) struct IndexRows {
+    bands: Vec<(&'static str, i64, i64, i64, i64)>,
+    prints: Vec<(String, String)>,
+    audio: Vec<(i64, i64, String)>,
+}
+
+impl IndexRows {
+    /// Writes the rows; `content` rows they refer to must be written first.
+    pub(super) async fn flush(&mut self, conn: &mut AnyConnection) -> Result<()> {
+        let mut params = Vec::with_capacity(5 * self.bands.len());
+        for (kind, band, value, code, idx) in &self.bands {
+            params.extend([
+                Param::Text(kind),
+                Param::Int(*band),
+                Param::Int(*value),
+                Param::Int(*code),
+                Param::Int(*idx),
+            ]);
+        }
+        insert_rows(
+            conn,
+            "insert into code_band (kind, band, value, code, ledger_idx)",
+            5,
+            &params,
+        )
+        .await?;
+        let mut params = Vec::with_capacity(2 * self.prints.len());
+        for (content_id, json) in &self.prints {
+            params.extend([Param::Text(content_id), Param::Text(json)]);
+        }
+        insert_rows(
+            conn,
+            "insert into content_print (content_id, prints)",
+            2,
+            &params,
+        )
+        .await?;
+        let mut params = Vec::with_capacity(3 * self.audio.len());
+        for (value, position, content_id) in &self.audio {
+            params.extend([
+                Param::Int(*value),
+                Param::Int(*position),
+                Param::Text(content_id),
+            ]);
+        }
+        insert_rows(
+            conn,
+            "insert into audio_item (value, position, content_id)",
+            3,
+            &params,
+        )
+        .await?;
+        *self = Self::default();
+        Ok(())
+    }
+}
+
+/// Adds the index rows of a registration's codes and its prints to `rows`.
+pub(super) fn index(
+    rows: &mut IndexRows,
     content_id: &str,
     ledger_idx: u64,
     codes: &[(CodeKind, u64)],
@@ -151,49 +211,26 @@ pub(super) async fn index(
         .copied()
         .chain(crops.into_iter().map(|code| (CodeKind::Image, code)));
     let ledger_idx = to_i64(ledger_idx)?;
-    let mut bands = Vec::new();
     for (kind, code) in all {
         for (band, start, width) in band_ranges() {
-            bands.extend([
-                Param::Text(kind.as_str()),
-                Param::Int(i64::from(band)),
-                Param::Int(band_value(code, start, width) as i64),
-                Param::Int(code as i64),
-                Param::Int(ledger_idx),
-            ]);
+            rows.bands.push((
+                kind.as_str(),
+                i64::from(band),
+                band_value(code, start, width) as i64,
+                code as i64,
+                ledger_idx,
+            ));
         }
     }
-    insert_rows(
-        conn,
-        "insert into code_band (kind, band, value, code, ledger_idx)",
-        5,
-        &bands,
-    )
-    .await?;
     if let Some((json, prints)) = prints {
-        sqlx::query("insert into content_print (content_id, prints) values ($1, $2)")
-            .bind(content_id)
-            .bind(json)
-            .execute(&mut *conn)
-            .await?;
+        rows.prints.push((content_id.to_owned(), json.to_owned()));
         if let Some(audio) = &prints.audio {
-            let mut items = Vec::new();
             for (position, &item) in (0u64..).zip(&audio.chromaprint) {
                 if is_sampled(item) {
-                    items.extend([
-                        Param::Int(i64::from(item)),
-                        Param::Int(to_i64(position)?),
-                        Param::Text(content_id),
-                    ]);
+                    rows.audio
+                        .push((i64::from(item), to_i64(position)?, content_id.to_owned()));
                 }
             }
-            insert_rows(
-                conn,
-                "insert into audio_item (value, position, content_id)",
-                3,
-                &items,
-            )
-            .await?;
         }
     }
     Ok(())

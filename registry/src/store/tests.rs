@@ -860,3 +860,81 @@ async fn a_panicking_leaf_is_rejected_alone() {
         db.drop_db().await;
     }
 }
+
+/// The leaves of one command see each other: a second leaf with the bytes,
+/// the id or a claim of an earlier leaf of the same command is rejected,
+/// and one derived from it is accepted, exactly as if each had been applied
+/// in a command of its own.
+#[tokio::test]
+async fn leaves_of_one_command_see_each_other() {
+    for (reg, db) in backends().await {
+        let EntryBody::ContentRegistered(first) = registration(1).body else {
+            unreachable!()
+        };
+        let mut same_bytes = first.clone();
+        same_bytes.content_id = "0192f0c1-0000-7000-8000-0000000000aa".into();
+        let mut same_id = match registration(2).body {
+            EntryBody::ContentRegistered(r) => r,
+            _ => unreachable!(),
+        };
+        same_id.content_id = first.content_id.clone();
+        let mut derived = match registration(3).body {
+            EntryBody::ContentRegistered(r) => r,
+            _ => unreachable!(),
+        };
+        derived.metadata.derived_from = vec![first.content_id.clone()];
+        let entries = [
+            registration(1),
+            LedgerEntry::new(EntryBody::ContentRegistered(same_bytes)),
+            LedgerEntry::new(EntryBody::ContentRegistered(same_id)),
+            claim_of(1, "0192f0c1-0000-7000-8000-0000000000bb"),
+            claim_of(4, "0192f0c1-0000-7000-8000-0000000000cc"),
+            claim_of(4, "0192f0c1-0000-7000-8000-0000000000dd"),
+            LedgerEntry::new(EntryBody::ContentRegistered(derived)),
+        ];
+        let leaves: Vec<String> = entries.iter().map(|e| e.to_leaf().unwrap()).collect();
+        let pairs: Vec<(&str, Option<&str>)> = leaves.iter().map(|l| (l.as_str(), None)).collect();
+        let mut tx = reg.begin_apply().await.unwrap();
+        let together = tx.apply_leaves(&pairs).await.unwrap();
+        tx.commit(&RaftMarks::default()).await.unwrap();
+        let one_by_one = {
+            let (alone, alone_db) = backends().await.remove(0);
+            let out = apply_all(&alone, &entries).await;
+            alone_db.drop_db().await;
+            out
+        };
+        assert_eq!(together, one_by_one);
+        let kinds: Vec<&str> = together
+            .iter()
+            .map(|o| match o {
+                ApplyOutcome::Appended { .. } => "appended",
+                ApplyOutcome::Rejected(Rejection::DuplicateContent { .. }) => "duplicate",
+                ApplyOutcome::Rejected(Rejection::ContentIdTaken { .. }) => "id taken",
+                _ => "other",
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "appended",
+                "duplicate",
+                "id taken",
+                "duplicate",
+                "appended",
+                "duplicate",
+                "appended"
+            ]
+        );
+        assert_eq!(reg.tree_size().await.unwrap(), 3);
+        // What the command wrote is what the database serves.
+        let size = reg.tree_size().await.unwrap();
+        let head = reg.tree_head(Some(size)).await.unwrap();
+        for index in 0..size {
+            let (root, proof) = reg.inclusion_proof(index, size).await.unwrap();
+            assert_eq!(root, head.root);
+            let leaf = reg.entry(index).await.unwrap().unwrap().leaf;
+            verify_inclusion(leaf_hash(leaf.as_bytes()), index, size, &proof, root).unwrap();
+        }
+        db.drop_db().await;
+    }
+}

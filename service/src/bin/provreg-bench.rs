@@ -862,6 +862,7 @@ mod tests {
             target: Target::Provreg,
             run_id: Uuid::now_v7(),
             size: 200,
+            batch: None,
         };
         let a = driver.body(0, 0);
         assert_eq!(a.len(), 200);
