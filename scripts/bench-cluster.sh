@@ -5,10 +5,11 @@
 #
 # - provreg, 3 nodes on loopback, each its own process and data dir (fsync
 #   on, the default): single 200-byte registrations at 16, 64 and 256
-#   clients spread over the nodes; linearizable lookups by 64 readers alone;
-#   then by 64 readers while 64 writers register.
+#   clients spread over the nodes; hash-only registrations in batches of
+#   1,000 by 8 clients; linearizable lookups by 64 readers alone; then by 64
+#   readers while 64 writers register.
 # - provreg, 1 node without cluster flags: registrations at 1, 16 and 64
-#   clients.
+#   clients, and in batches of 1,000 by 8 clients.
 # - etcd, 3 members on loopback (fsync on, the default): 200-byte puts under
 #   unique keys at 16, 64 and 256 clients through the v3 JSON gateway,
 #   linearizable ranges by 64 readers alone, then by 64 readers while 64
@@ -200,6 +201,7 @@ servers="${node_pid[1]} ${node_pid[2]} ${node_pid[3]}"
 for c in 16 64 256; do
     run "provreg3-upload-$c" "${node_pid[$leader]}" "$servers" --mode upload --clients "$c" "${nodes[@]}"
 done
+run provreg3-batch-8 "${node_pid[$leader]}" "$servers" --mode upload --clients 8 --batch 1000 "${nodes[@]}"
 run provreg3-read-64 "${node_pid[$leader]}" "$servers" --mode read --clients 64 "${nodes[@]}"
 run provreg3-mixed-64 "${node_pid[$leader]}" "$servers" --mode mixed --clients 64 --readers 64 "${nodes[@]}"
 stop_servers
@@ -215,6 +217,7 @@ single=(--node "http://127.0.0.1:$((base + 90))=$(cat "$work/single/operator.tok
 for c in 1 16 64; do
     run "provreg1-upload-$c" "$single_pid" "$single_pid" --mode upload --clients "$c" "${single[@]}"
 done
+run provreg1-batch-8 "$single_pid" "$single_pid" --mode upload --clients 8 --batch 1000 "${single[@]}"
 stop_servers
 
 # --- etcd, 3 members --------------------------------------------------------
@@ -273,8 +276,9 @@ echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== results ($duration s per run; CPU ms per op over the whole run, warm-up included)"
 printf '%-22s %-7s %7s %9s %8s %8s %8s %9s %9s %8s  %s\n' \
     run group clients ok/s p50_ms p99_ms max_ms leader_ms all_ms bench_s errors
-for name in provreg3-upload-16 provreg3-upload-64 provreg3-upload-256 provreg3-read-64 \
-    provreg3-mixed-64 provreg1-upload-1 provreg1-upload-16 provreg1-upload-64 \
+for name in provreg3-upload-16 provreg3-upload-64 provreg3-upload-256 provreg3-batch-8 \
+    provreg3-read-64 provreg3-mixed-64 provreg1-upload-1 provreg1-upload-16 provreg1-upload-64 \
+    provreg1-batch-8 \
     etcd3-upload-16 etcd3-upload-64 etcd3-upload-256 etcd3-read-64 etcd3-mixed-64; do
     jq -r '. as $r | .groups[] | [$r.name, .name, .clients, .ok_per_s, .p50_ms, .p99_ms, .max_ms,
         (($r.leader_cpu_ms_per_op // 0) * 1000 | round / 1000),
