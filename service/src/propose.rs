@@ -7,8 +7,6 @@
 //! signed peer messages, an fsync on each node, one apply transaction) are
 //! shared, and throughput grows with the number of concurrent writers
 //! instead of falling. With one writer a command holds one leaf, as before.
-//! Two commands of a node may be under way at once, so that one is written
-//! and replicated while the next gathers.
 //!
 //! The proposer stamps each command's leaves with one timestamp: now, to
 //! the second, but never before the last applied leaf's. When faster
@@ -39,9 +37,11 @@ const MAX_LEAVES: usize = 2000;
 /// Writes waiting for the proposer; a full queue makes writers wait.
 const QUEUE: usize = 4096;
 
-/// Commands of this node on their way through Raft at once: while one is
-/// written to the log and replicated, the next can gather and follow.
-const IN_FLIGHT: usize = 2;
+/// Commands of this node on their way through Raft at once. One: while it
+/// is written, replicated and applied, the next gathers every write that
+/// arrives meanwhile. Two in flight made commands smaller and, on a
+/// CPU-bound cluster, throughput lower (the per-command costs dominate).
+const IN_FLIGHT: usize = 1;
 
 /// How many times a command is stamped anew after its stamp fell behind the
 /// ledger's time.
