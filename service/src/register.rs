@@ -2,6 +2,7 @@
 
 use std::io::{BufRead, BufReader, Cursor, Seek};
 
+use media_fingerprint::video::MAX_SAMPLING_STEP;
 use media_fingerprint::{ContentFingerprint, MediaKind, MissingFingerprint, Sniffed};
 use raft_store::ProposedLeaf;
 use registry::checkpoint::TreeHead;
@@ -82,8 +83,10 @@ pub async fn register(state: &AppState, upload: Received) -> ApiResult<Registrat
 }
 
 /// The prints to propose: all of them when they fit in `room` bytes; else
-/// without the video frame signatures (the audio print is small); else
-/// none. What is left out is said in `missing`; the ISCC codes, which the
+/// with the video frame signatures sampled, one in the fewest frames that
+/// fits (matching compares a sampled print with full ones); else without
+/// the frame signatures (the audio print is small); else none. What is
+/// sampled or left out is said in `missing`; the ISCC codes, which the
 /// leaf carries, always stay.
 fn fit_prints(
     mut prints: Prints,
@@ -100,13 +103,30 @@ fn fit_prints(
     let full = json.len();
     tracing::warn!(
         prints.bytes = full,
-        "Prints too large for one command; leaving some out."
+        "Prints too large for one command; sampling or leaving some out."
     );
-    if prints.video.take().is_some() {
+    if let Some(video) = prints.video.take() {
+        // The frame signatures are nearly all of the prints' size, so one
+        // in `step` frames takes about a `step`th of the room.
+        let first = u32::try_from(full.div_ceil(room)).unwrap_or(u32::MAX);
+        for step in first.max(2)..=MAX_SAMPLING_STEP {
+            prints.video = Some(video.sampled(step));
+            let json = prints.to_json()?;
+            if json.len() <= room {
+                missing.push(MissingFingerprint {
+                    fingerprint: "video_signatures".to_owned(),
+                    reason: format!(
+                        "sampled: one frame signature in {step} is kept, as all of them ({full} bytes with the other prints) would not fit in the {room} bytes a ledger command may hold; matching compares the sampled print and the Video-Code"
+                    ),
+                });
+                return Ok(Some(json));
+            }
+        }
+        prints.video = None;
         missing.push(MissingFingerprint {
             fingerprint: "video_signatures".to_owned(),
             reason: format!(
-                "the frame signatures take more of the {room} bytes a ledger command may hold than there is room for ({full} bytes with the other prints); matching uses the Video-Code"
+                "the frame signatures take more of the {room} bytes a ledger command may hold than there is room for ({full} bytes with the other prints), even one in {MAX_SAMPLING_STEP}; matching uses the Video-Code"
             ),
         });
         let json = prints.to_json()?;
@@ -343,9 +363,32 @@ mod tests {
             image_crops: vec![],
         };
         let json = fit_prints(long_video, ROOM, &mut missing).unwrap().unwrap();
-        assert!(json.contains("chromaprint") && !json.contains("frame_signatures"));
+        assert!(json.len() <= ROOM);
+        let kept: Prints = serde_json::from_str(&json).unwrap();
+        assert!(kept.audio.is_some());
+        let sampled = kept.video.unwrap();
+        let step = (5.0 / sampled.frames_per_second).round() as usize;
+        assert!(step >= 2, "{}", sampled.frames_per_second);
+        assert_eq!(sampled.frame_signatures.len(), 1000usize.div_ceil(step));
         assert_eq!(missing.len(), 1);
         assert_eq!(missing[0].fingerprint, "video_signatures");
+        assert!(
+            missing[0]
+                .reason
+                .starts_with("sampled: one frame signature in")
+        );
+
+        // Too long even sampled one in 64: the frame signatures go.
+        let mut missing = vec![];
+        let endless = Prints {
+            audio: Some(audio(500)),
+            video: Some(video(100_000)),
+            image_crops: vec![],
+        };
+        let json = fit_prints(endless, ROOM, &mut missing).unwrap().unwrap();
+        assert!(json.contains("chromaprint") && !json.contains("frame_signatures"));
+        assert_eq!(missing.len(), 1);
+        assert!(!missing[0].reason.starts_with("sampled"));
 
         let mut missing = vec![];
         let huge_audio = Prints {

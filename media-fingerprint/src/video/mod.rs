@@ -147,37 +147,106 @@ pub fn compare_video(a: &VideoPrint, b: &VideoPrint) -> Comparison {
         verdict: Verdict::Different,
         offset_seconds: None,
     };
-    // Prints at another rate would need resampling; we only make 5 fps.
-    if (a.frames_per_second - b.frames_per_second).abs() > f64::EPSILON
-        || a.frames_per_second <= 0.0
-    {
+    if !(a.frames_per_second > 0.0 && b.frames_per_second > 0.0) {
         return different;
     }
-    let pack = |p: &VideoPrint| -> Vec<matching::Packed> {
+    // A long video's print may be sampled to fit the ledger, one frame in
+    // `step`: the finer print is then taken one frame in `step` too, at
+    // each phase, and the best alignment wins. Other rates are not made.
+    let a_finer = a.frames_per_second >= b.frames_per_second;
+    let ratio = if a_finer {
+        a.frames_per_second / b.frames_per_second
+    } else {
+        b.frames_per_second / a.frames_per_second
+    };
+    let step = ratio.round();
+    if (ratio - step).abs() > 1e-6 || !(1.0..=f64::from(MAX_SAMPLING_STEP)).contains(&step) {
+        return different;
+    }
+    let step = step as usize;
+    let pack = |p: &VideoPrint, phase: usize, step: usize| -> Vec<matching::Packed> {
         p.frame_signatures
             .iter()
+            .skip(phase)
+            .step_by(step)
             .map(|s| matching::Packed::new(s))
             .collect()
     };
-    let (packed_a, packed_b) = (pack(a), pack(b));
-    let Some(found) = matching::align(&packed_a, &packed_b) else {
-        return different;
-    };
-    let coverage = |len: usize| found.overlap as f64 / len.max(1) as f64;
-    let covers_both = coverage(packed_a.len()) >= VIDEO_SAME_MIN_COVERAGE
-        && coverage(packed_b.len()) >= VIDEO_SAME_MIN_COVERAGE;
-    let verdict = if found.distance <= VIDEO_SAME_MAX_DISTANCE && covers_both {
-        Verdict::Same
-    } else if found.distance <= VIDEO_SIMILAR_MAX_DISTANCE {
-        Verdict::Similar
+    let coarse_fps = a.frames_per_second.min(b.frames_per_second);
+    let coarse = if a_finer {
+        pack(b, 0, 1)
     } else {
-        Verdict::Different
+        pack(a, 0, 1)
     };
-    Comparison {
-        distance: found.distance,
-        verdict,
-        offset_seconds: (verdict != Verdict::Different)
-            .then(|| found.offset as f64 / a.frames_per_second),
+    let mut best: Option<Comparison> = None;
+    for phase in 0..step {
+        let fine = if a_finer {
+            pack(a, phase, step)
+        } else {
+            pack(b, phase, step)
+        };
+        let (packed_a, packed_b) = if a_finer {
+            (&fine, &coarse)
+        } else {
+            (&coarse, &fine)
+        };
+        let Some(found) = matching::align(packed_a, packed_b) else {
+            continue;
+        };
+        let coverage = |len: usize| found.overlap as f64 / len.max(1) as f64;
+        let covers_both = coverage(packed_a.len()) >= VIDEO_SAME_MIN_COVERAGE
+            && coverage(packed_b.len()) >= VIDEO_SAME_MIN_COVERAGE;
+        let verdict = if found.distance <= VIDEO_SAME_MAX_DISTANCE && covers_both {
+            Verdict::Same
+        } else if found.distance <= VIDEO_SIMILAR_MAX_DISTANCE {
+            Verdict::Similar
+        } else {
+            Verdict::Different
+        };
+        // `b`'s first frame, in `a`'s time: the phase moves the sampled
+        // frames of the finer print away from its first frame.
+        let shift = phase as f64 / coarse_fps / step as f64;
+        let start = found.offset as f64 / coarse_fps;
+        let offset = if a_finer {
+            start + shift
+        } else {
+            start - shift
+        };
+        let comparison = Comparison {
+            distance: found.distance,
+            verdict,
+            offset_seconds: (verdict != Verdict::Different).then_some(offset),
+        };
+        if best
+            .as_ref()
+            .is_none_or(|b| comparison.distance < b.distance)
+        {
+            best = Some(comparison);
+        }
+    }
+    best.unwrap_or(different)
+}
+
+/// The coarsest sampling of a print that is still compared: one frame in
+/// this many (at 5 fps, one every 12.8 s).
+pub const MAX_SAMPLING_STEP: u32 = 64;
+
+impl VideoPrint {
+    /// The print with one frame signature in `step` kept, for a video whose
+    /// full print is too large to store; `compare_video` compares it with
+    /// full prints. `step` is at least 1 and at most [`MAX_SAMPLING_STEP`].
+    pub fn sampled(&self, step: u32) -> VideoPrint {
+        let step = step.clamp(1, MAX_SAMPLING_STEP);
+        VideoPrint {
+            duration_seconds: self.duration_seconds,
+            frames_per_second: self.frames_per_second / f64::from(step),
+            frame_signatures: self
+                .frame_signatures
+                .iter()
+                .step_by(step as usize)
+                .cloned()
+                .collect(),
+        }
     }
 }
 

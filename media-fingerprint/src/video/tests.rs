@@ -373,3 +373,34 @@ fn video_codes_are_ffmpegs() {
     }
     assert!(code_distance(a, FFMPEG_CODES[4].1) >= 16);
 }
+
+/// A print sampled one frame in `step` (as a registration too long for the
+/// ledger keeps) still matches the full print of the same video and of its
+/// copies, whichever side is sampled, and finds where an excerpt starts.
+#[test]
+fn sampled_prints_match_full_ones() {
+    let full = print_of(CLIPS[0]);
+    for step in [2, 3, 7] {
+        let sampled = full.sampled(step);
+        assert_eq!(
+            sampled.frame_signatures.len(),
+            full.frame_signatures.len().div_ceil(step as usize)
+        );
+        for (x, y) in [(&full, &sampled), (&sampled, &full)] {
+            let c = compare_video(x, y);
+            assert_eq!(c.verdict, Verdict::Same, "step {step}: {c:?}");
+            assert!(c.offset_seconds.is_some_and(|o| o.abs() < 0.5), "{c:?}");
+        }
+        // An excerpt starting 2.2 s in, against the sampled registration.
+        let mut excerpt = full.clone();
+        excerpt.frame_signatures.drain(..11);
+        let c = compare_video(&sampled, &excerpt);
+        assert_ne!(c.verdict, Verdict::Different, "step {step}: {c:?}");
+        let offset = c.offset_seconds.unwrap_or(f64::NAN);
+        assert!((offset - 2.2).abs() < 0.5, "step {step}: offset {offset}");
+    }
+    // Rates that are not a whole multiple of each other are not compared.
+    let mut odd = full.clone();
+    odd.frames_per_second = 3.0;
+    assert_eq!(compare_video(&full, &odd).verdict, Verdict::Different);
+}
