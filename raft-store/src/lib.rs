@@ -29,7 +29,7 @@ pub mod state_machine;
 mod types;
 
 pub use error::{Result, StoreError};
-pub use network::{BoxFuture, Rpc, Transport};
+pub use network::{BoxFuture, MAX_RPC_BYTES, Rpc, Transport};
 pub use node::{
     ClusterView, LearnerProgress, MAX_CLOCK_SKEW, MAX_COMMAND_BYTES, MemberView, NodeConfig,
     NodeStatus, RaftNode, Written,

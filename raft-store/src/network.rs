@@ -14,6 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::snapshot::SnapshotFile;
 use openraft::RaftNetworkV2;
+use openraft::entry::RaftEntry;
 use openraft::errors::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory};
 use openraft::raft::{
@@ -175,6 +176,26 @@ impl Peer {
     }
 }
 
+/// The largest body a peer accepts: a command of [`crate::MAX_COMMAND_BYTES`]
+/// JSON-encoded in a forwarded write or an append, with room to spare.
+pub const MAX_RPC_BYTES: usize = 64 * 1024 * 1024;
+
+/// Appends larger than this are sent as several requests.
+const APPEND_PART_BYTES: usize = 8 * 1024 * 1024;
+
+impl Peer {
+    async fn append_bytes(
+        &self,
+        body: Vec<u8>,
+    ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let reply: Reply<
+            AppendEntriesResponse<TypeConfig>,
+            openraft::errors::RaftError<TypeConfig>,
+        > = self.send_bytes(Rpc::Append, body).await?;
+        reply.map_err(|e| remote(self.target, e))
+    }
+}
+
 fn remote<E: std::error::Error + 'static>(target: u64, e: E) -> RPCError<TypeConfig> {
     // The peer answered but refused; to openraft that is a network-level
     // failure of this call, with the peer's reason attached.
@@ -190,11 +211,55 @@ impl RaftNetworkV2<TypeConfig> for Peer {
         rpc: AppendEntriesRequest<TypeConfig>,
         _option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let reply: Reply<
-            AppendEntriesResponse<TypeConfig>,
-            openraft::errors::RaftError<TypeConfig>,
-        > = self.send(Rpc::Append, &rpc).await?;
-        reply.map_err(|e| remote(self.target, e))
+        let body =
+            serde_json::to_vec(&rpc).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        if body.len() <= APPEND_PART_BYTES || rpc.entries.len() <= 1 {
+            return self.append_bytes(body).await;
+        }
+        // Too large for one request (a lagging follower is sent up to
+        // openraft's max_payload_entries commands, each up to 16 MiB): send
+        // it as consecutive requests, each starting where the last ended.
+        // The receiver applies up to `leader_commit` only as far as the
+        // entries it holds, so every part may carry it.
+        let AppendEntriesRequest {
+            vote,
+            prev_log_id,
+            entries,
+            leader_commit,
+        } = rpc;
+        let mut prev = prev_log_id;
+        let mut part = Vec::new();
+        let mut bytes = 0;
+        let mut entries = entries.into_iter().peekable();
+        while let Some(entry) = entries.next() {
+            bytes += serde_json::to_vec(&entry)
+                .map_err(|e| RPCError::Network(NetworkError::new(&e)))?
+                .len();
+            part.push(entry);
+            let full = entries.peek().is_none_or(|next| {
+                serde_json::to_vec(next).map_or(true, |next| bytes + next.len() > APPEND_PART_BYTES)
+            });
+            if !full {
+                continue;
+            }
+            let last = part.last().map(RaftEntry::log_id);
+            let request = AppendEntriesRequest::<TypeConfig> {
+                vote,
+                prev_log_id: prev,
+                entries: std::mem::take(&mut part),
+                leader_commit,
+            };
+            let body = serde_json::to_vec(&request)
+                .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+            match self.append_bytes(body).await? {
+                AppendEntriesResponse::Success if entries.peek().is_some() => {
+                    prev = last;
+                    bytes = 0;
+                }
+                other => return Ok(other),
+            }
+        }
+        Ok(AppendEntriesResponse::Success)
     }
 
     async fn vote(

@@ -44,8 +44,9 @@ use crate::identity::{ClusterRecord, Identity};
 /// whenever its timestamp would still be accepted.
 pub const PEER_CLOCK_SKEW: Duration = Duration::from_secs(30);
 
-/// The largest peer request body accepted (a snapshot is the largest).
-const MAX_PEER_BODY: usize = 1 << 30;
+/// The largest peer request body accepted: a forwarded command or an
+/// append of the largest size (snapshots come in smaller chunks).
+const MAX_PEER_BODY: usize = raft_store::MAX_RPC_BYTES;
 
 /// Nonces remembered at most; beyond this, peer requests are refused
 /// until old ones expire, rather than memory growing without bound.

@@ -24,6 +24,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/raft/cluster/nodes/{node_id}", delete(delete_node))
         .route("/v1/raft/cluster/status", get(get_leader_view))
         .fallback(|| async { ApiError::NotFound("no such peer endpoint".into()) })
+        // The extractors' default of 2 MB is below a command's bound; the
+        // authentication layer has read the body within the same bound.
+        .layer(axum::extract::DefaultBodyLimit::max(
+            raft_store::MAX_RPC_BYTES,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.peers.clone(),
             peer::authenticate,

@@ -114,3 +114,52 @@ async fn lagging_nodes_catch_up_from_snapshots() {
         n1.get_json(&last).await.1["leaf"]
     );
 }
+
+/// A learner that was down while large commands (batches of 1,000 claims)
+/// were written catches up from the Raft log: appends bigger than the
+/// extractors' default body limit are accepted, and those over a part's
+/// size are sent in several requests.
+#[tokio::test]
+async fn a_lagging_learner_catches_up_on_large_commands() {
+    let secrets = tempfile::tempdir().unwrap();
+    let secret = secrets.path().join("secret");
+    std::fs::write(&secret, "a large-append test cluster secret").unwrap();
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (p1, p2) = (peer_url(), peer_url());
+    // The default snapshot interval: the learner catches up from the log.
+    let flags = |id, peer: &str| {
+        let mut flags = peer_flags(id, peer, &secret);
+        flags.truncate(flags.len() - 2);
+        flags
+    };
+    let n1 = start(d1.path(), &flags(1, &p1), false).await;
+    let mut n2 = start(d2.path(), &flags(2, &p2), true).await;
+    let (status, body) = n1
+        .post_json(
+            "/v1/cluster/learners",
+            &json!({"node_id": 2, "address": p2}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    n2.kill();
+    for batch in 0..24u64 {
+        let items: Vec<_> = (0..1000u64)
+            .map(|i| json!({"sha256": format!("{:064x}", batch * 1000 + i + 1), "size": 1000}))
+            .collect();
+        let (status, body) = n1.post_json("/v1/content/batch", &json!(items)).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            body["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|r| r["status"] == 201)
+        );
+    }
+    let n2 = start(d2.path(), &flags(2, &p2), true).await;
+    same_tree(&n1, &n2).await;
+    assert!(
+        !d2.path().join("raft/snapshot.jsonl").exists(),
+        "caught up from the log, not a snapshot"
+    );
+}
