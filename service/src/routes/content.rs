@@ -102,10 +102,15 @@ async fn prepare_read(
     match consistency {
         Consistency::Linearizable => {
             state.node.linearize().await?;
-            Ok([(name, "linearizable")])
+            Ok(linearizable())
         }
         Consistency::Local => Ok([(name, "local")]),
     }
+}
+
+/// The header of a linearizable answer.
+fn linearizable() -> [(HeaderName, &'static str); 1] {
+    [(HeaderName::from_static("provreg-consistency"), "linearizable")]
 }
 
 /// One registration by id.
@@ -121,6 +126,15 @@ async fn get_content(
         return Err(ApiError::BadRequest(format!(
             "{content_id:?} is not a content id"
         )));
+    }
+    // A registration or claim never changes once applied, and only
+    // committed entries are applied: one found here is the latest state,
+    // with no round trip to the leader. Only a miss needs one, as the entry
+    // may be committed but not yet applied here.
+    if options.consistency == Consistency::Linearizable
+        && let Some(content) = views::content_by_id(&state.registry, &id).await?
+    {
+        return Ok((linearizable(), Json(content)));
     }
     let consistency = prepare_read(&state, options.consistency).await?;
     let content = views::content_by_id(&state.registry, &id)
@@ -151,6 +165,15 @@ async fn find_content(
         return Err(ApiError::BadRequest(
             "sha256 must be 64 hexadecimal digits".into(),
         ));
+    }
+    // A registration of these bytes is final (a claim is not: an upload of
+    // the bytes may have committed since), so one found here needs no
+    // round trip to the leader; see `get_content`.
+    if consistency == Consistency::Linearizable
+        && let Some(record) = state.registry.content_by_sha256(&sha256).await?
+    {
+        let content = views::ContentView::new(record.registration, record.ledger_index);
+        return Ok((linearizable(), Json(content)));
     }
     let consistency = prepare_read(&state, consistency).await?;
     let content = views::content_by_sha256(&state.registry, &sha256)

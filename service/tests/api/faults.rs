@@ -485,6 +485,8 @@ async fn partitioned_voter_stays_consistent_and_catches_up() {
     let majority: Vec<u64> = cluster.ids().filter(|id| *id != cut).collect();
     let cut_off = cluster.endpoint(cut);
     let known_id = acked[0].receipt["content_id"].as_str().unwrap().to_owned();
+    // Never written: only the leader could confirm that.
+    let unknown_id = uuid::Uuid::now_v7().to_string();
 
     net.isolate(cut);
     let cut_at = Instant::now();
@@ -519,8 +521,11 @@ async fn partitioned_voter_stays_consistent_and_catches_up() {
         let write_took = cut_at.elapsed();
         assert_eq!(status, 503, "a write on the cut-off node: {body}");
         let started = Instant::now();
+        let status = cut_off.read(&unknown_id, Duration::from_secs(40)).await;
+        assert_eq!(status, 503, "a linearizable miss on the cut-off node");
+        // A registration it holds cannot change: served without the leader.
         let status = cut_off.read(&known_id, Duration::from_secs(40)).await;
-        assert_eq!(status, 503, "a linearizable read on the cut-off node");
+        assert_eq!(status, 200, "a linearizable hit on the cut-off node");
         (write_took, started.elapsed())
     };
     let checkpoints = async {
@@ -565,7 +570,8 @@ async fn partitioned_voter_stays_consistent_and_catches_up() {
         .register(cluster.next_seed(), Duration::from_secs(40))
         .await;
     assert_eq!(status, 503, "{body}");
-    assert_eq!(cut_off.read(&known_id, Duration::from_secs(40)).await, 503);
+    assert_eq!(cut_off.read(&unknown_id, Duration::from_secs(40)).await, 503);
+    assert_eq!(cut_off.read(&known_id, Duration::from_secs(40)).await, 200);
     let refused_in = started.elapsed();
     assert!(
         refused_in < Duration::from_secs(15),
