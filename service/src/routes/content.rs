@@ -110,7 +110,10 @@ async fn prepare_read(
 
 /// The header of a linearizable answer.
 fn linearizable() -> [(HeaderName, &'static str); 1] {
-    [(HeaderName::from_static("provreg-consistency"), "linearizable")]
+    [(
+        HeaderName::from_static("provreg-consistency"),
+        "linearizable",
+    )]
 }
 
 /// One registration by id.

@@ -570,7 +570,10 @@ async fn partitioned_voter_stays_consistent_and_catches_up() {
         .register(cluster.next_seed(), Duration::from_secs(40))
         .await;
     assert_eq!(status, 503, "{body}");
-    assert_eq!(cut_off.read(&unknown_id, Duration::from_secs(40)).await, 503);
+    assert_eq!(
+        cut_off.read(&unknown_id, Duration::from_secs(40)).await,
+        503
+    );
     assert_eq!(cut_off.read(&known_id, Duration::from_secs(40)).await, 200);
     let refused_in = started.elapsed();
     assert!(
