@@ -17,6 +17,7 @@ use registry::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::error::{ApiError, ApiResult};
 use crate::propose::{MakeLeaf, Refused};
@@ -39,8 +40,10 @@ struct Item {
     media_type: Option<String>,
     #[serde(default)]
     iscc: Option<ClaimedIscc>,
+    /// Read with [`registry::metadata::from_json`], which is stricter
+    /// than `Metadata`'s own `Deserialize` (an object, each scheme once).
     #[serde(default)]
-    metadata: Option<Metadata>,
+    metadata: Option<Box<RawValue>>,
 }
 
 /// One item's result, in request order.
@@ -70,9 +73,9 @@ pub struct BatchResponse {
 }
 
 /// Checks one item and builds its claim; the error is the item's 400.
-fn claim_of(raw: Value) -> ApiResult<ContentClaim> {
+fn claim_of(raw: &RawValue) -> ApiResult<ContentClaim> {
     let item: Item =
-        serde_json::from_value(raw).map_err(|e| ApiError::BadRequest(format!("item: {e}")))?;
+        serde_json::from_str(raw.get()).map_err(|e| ApiError::BadRequest(format!("item: {e}")))?;
     let sha256 = item.sha256.to_ascii_lowercase();
     if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(ApiError::BadRequest(
@@ -96,7 +99,10 @@ fn claim_of(raw: Value) -> ApiResult<ContentClaim> {
     }
     let iscc = item.iscc.unwrap_or_default();
     registry::validate_claimed_iscc(&iscc)?;
-    let metadata = item.metadata.unwrap_or_default().normalised()?;
+    let metadata = match &item.metadata {
+        Some(raw) => registry::metadata::from_json(raw.get().as_bytes())?,
+        None => Metadata::default(),
+    };
     Ok(ContentClaim {
         content_id: uuid::Uuid::now_v7().to_string(),
         // Stamped by the proposer.
@@ -112,7 +118,10 @@ fn claim_of(raw: Value) -> ApiResult<ContentClaim> {
 }
 
 /// Registers every valid item; answers each in request order.
-pub async fn register_batch(state: &AppState, items: Vec<Value>) -> ApiResult<BatchResponse> {
+pub async fn register_batch(
+    state: &AppState,
+    items: Vec<Box<RawValue>>,
+) -> ApiResult<BatchResponse> {
     if items.is_empty() || items.len() > MAX_ITEMS {
         return Err(ApiError::BadRequest(format!(
             "a batch holds 1 to {MAX_ITEMS} items, this one {}",
@@ -126,7 +135,7 @@ pub async fn register_batch(state: &AppState, items: Vec<Value>) -> ApiResult<Ba
     let mut claims: Vec<(usize, ContentClaim)> = Vec::new();
     let mut seen: HashMap<String, usize> = HashMap::new();
     for (position, raw) in items.into_iter().enumerate() {
-        match claim_of(raw) {
+        match claim_of(&raw) {
             Ok(claim) => {
                 if let Some(first) = seen.get(&claim.sha256) {
                     results.push(Some(ItemResult::problem(&ApiError::Conflict(format!(
@@ -323,13 +332,14 @@ async fn duplicate_of(state: &AppState, claim: &ContentClaim) -> ApiResult<Rejec
     })
 }
 
-/// The request's items; a body that is not a JSON array is refused whole.
-pub fn parse_items(body: &[u8]) -> ApiResult<Vec<Value>> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Array(items)) => Ok(items),
-        Ok(_) => Err(ApiError::BadRequest(
-            "the body must be a JSON array of items".into(),
-        )),
-        Err(e) => Err(ApiError::BadRequest(format!("the body is not JSON: {e}"))),
-    }
+/// The request's items, each as sent (so that its metadata is read with
+/// the same rules as an upload's); a body that is not a JSON array is
+/// refused whole.
+pub fn parse_items(body: &[u8]) -> ApiResult<Vec<Box<RawValue>>> {
+    serde_json::from_slice::<Vec<Box<RawValue>>>(body).map_err(|e| {
+        match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+            Ok(_) => ApiError::BadRequest("the body must be a JSON array of items".into()),
+            Err(_) => ApiError::BadRequest(format!("the body is not JSON: {e}")),
+        }
+    })
 }

@@ -105,3 +105,43 @@ async fn batch_claims_by_hash() {
         .unwrap();
     assert_eq!(resp.status(), 401);
 }
+
+/// An item's metadata is read by the same rules as an upload's: a JSON
+/// array is not metadata, and an identifier scheme named twice is refused;
+/// each is that item's 400, and the valid item beside them is claimed.
+#[tokio::test]
+async fn batch_metadata_follows_the_upload_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start(dir.path()).await;
+    let (a, b, c) = (
+        sha256_hex(b"array metadata"),
+        sha256_hex(b"twice named"),
+        sha256_hex(b"fine"),
+    );
+    // Written out by hand: a JSON value would keep only one of the keys.
+    let body = format!(
+        r#"[{{"sha256": "{a}", "size": 1, "metadata": ["a title"]}},
+            {{"sha256": "{b}", "size": 1, "metadata": {{"identifiers": {{"isrc": "USRC17607839", "isrc": "GBAYE0000351"}}}}}},
+            {{"sha256": "{c}", "size": 1, "metadata": {{"title": "Fine"}}}}]"#
+    );
+    let resp = app
+        .client
+        .post(app.url("/v1/content/batch"))
+        .bearer_auth(&app.token)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    let statuses: Vec<u64> = body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, [400, 400, 201], "{body}");
+    let (_, found) = app.get_json(&format!("/v1/content?sha256={a}")).await;
+    assert_eq!(found["status"], 404, "{found}");
+}
