@@ -135,7 +135,13 @@ pub async fn register_batch(
     let mut claims: Vec<(usize, ContentClaim)> = Vec::new();
     let mut seen: HashMap<String, usize> = HashMap::new();
     for (position, raw) in items.into_iter().enumerate() {
-        match claim_of(&raw) {
+        let checked = match claim_of(&raw) {
+            Ok(claim) => crate::register::require_parents(state, &claim.metadata.derived_from)
+                .await
+                .map(|()| claim),
+            Err(e) => Err(e),
+        };
+        match checked {
             Ok(claim) => {
                 if let Some(first) = seen.get(&claim.sha256) {
                     results.push(Some(ItemResult::problem(&ApiError::Conflict(format!(

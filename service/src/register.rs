@@ -31,6 +31,9 @@ pub async fn register(state: &AppState, upload: Received) -> ApiResult<Registrat
         });
     }
 
+    // Before any decoding, and so that a registration bound to be refused
+    // is never proposed; apply checks again against the log.
+    require_parents(state, &upload.metadata.derived_from).await?;
     let sniffed = media_fingerprint::sniff(&upload.head, upload.declared_type.as_deref());
     let fingerprint = fingerprint(state, &upload, &sniffed).await?;
 
@@ -80,6 +83,37 @@ pub async fn register(state: &AppState, upload: Received) -> ApiResult<Registrat
         content: ContentView::new(registration, index),
         ledger,
     })
+}
+
+/// Refuses, as apply would, a `derived_from` naming content that is not
+/// registered or claimed. A parent found here is final (applied entries
+/// never change); one not found is looked up again after a linearizable
+/// read, as it may be committed but not yet applied here.
+pub(crate) async fn require_parents(state: &AppState, parents: &[String]) -> ApiResult<()> {
+    let mut linearized = false;
+    for parent in parents {
+        if crate::views::content_by_id(&state.registry, parent)
+            .await?
+            .is_some()
+        {
+            continue;
+        }
+        if !linearized {
+            state.node.linearize().await?;
+            linearized = true;
+            if crate::views::content_by_id(&state.registry, parent)
+                .await?
+                .is_some()
+            {
+                continue;
+            }
+        }
+        return Err(Rejection::UnknownDerivedFrom {
+            content_id: parent.clone(),
+        }
+        .into());
+    }
+    Ok(())
 }
 
 /// The prints to propose: all of them when they fit in `room` bytes; else

@@ -148,7 +148,10 @@ async fn multipart_with_metadata() {
     let child: Value = resp.json().await.unwrap();
     assert_eq!(child["metadata"]["derived_from"][0], parent_id);
 
-    // An unknown parent is refused when applied, and nothing is stored.
+    // An unknown parent is refused before anything is proposed: no Raft
+    // entry, no leaf.
+    let raft_index = |status: &Value| status["nodes"][0]["matched_index"].as_u64().unwrap();
+    let (_, before) = app.get_json("/v1/cluster/status").await;
     let resp = upload(
         "images/chelsea.png",
         r#"{"derived_from":["0192f0c1-0000-7000-8000-0000000000ff"]}"#.into(),
@@ -165,6 +168,12 @@ async fn multipart_with_metadata() {
         "{problem}"
     );
     assert_eq!(app.checkpoint().await.head.size, 3);
+    let (_, after) = app.get_json("/v1/cluster/status").await;
+    assert_eq!(
+        raft_index(&after),
+        raft_index(&before),
+        "nothing was proposed"
+    );
 }
 
 /// Audio registers with its Audio-Code; a file that is no media registers
