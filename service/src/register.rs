@@ -25,10 +25,9 @@ pub async fn register(state: &AppState, upload: Received) -> ApiResult<Registrat
     let sha256 = hex::encode(upload.exact.sha256);
     // Cheap early answer for the common re-upload; the state machine checks
     // again when applying, which settles races between concurrent uploads.
-    if let Some(existing) = state.registry.content_by_sha256(&sha256).await? {
-        return Err(ApiError::Duplicate {
-            content_id: existing.registration.content_id,
-        });
+    let (registered, claim) = state.registry.ids_by_sha256(&sha256).await?;
+    if let Some(content_id) = registered {
+        return Err(ApiError::Duplicate { content_id });
     }
 
     // Before any decoding, and so that a registration bound to be refused
@@ -48,12 +47,8 @@ pub async fn register(state: &AppState, upload: Received) -> ApiResult<Registrat
         raft_store::MAX_COMMAND_BYTES - PRINTS_MARGIN,
         &mut missing,
     )?;
-    // A claim of these bytes by hash is confirmed, not blocked, by the upload.
-    let claim = state
-        .registry
-        .claim_by_sha256(&sha256)
-        .await?
-        .map(|c| c.claim.content_id);
+    // A claim of these bytes by hash is confirmed, not blocked, by the
+    // upload (`claim`, read above).
     let mut registration = ContentRegistration {
         content_id: uuid::Uuid::now_v7().to_string(),
         registered_at: String::new(),

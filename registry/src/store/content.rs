@@ -125,4 +125,28 @@ impl Registry {
         }
         Ok(holders)
     }
+
+    /// The content ids registered and claimed under this SHA-256 (lowercase
+    /// hex), in one query and without reading their leaves: for the checks
+    /// before a registration is proposed.
+    pub async fn ids_by_sha256(&self, sha256: &str) -> Result<(Option<String>, Option<String>)> {
+        let rows = sqlx::query(
+            "select content_id, 'registered' as kind from content where sha256 = $1 \
+             union all select content_id, 'claimed' from content_claim where sha256 = $1",
+        )
+        .bind(sha256)
+        .fetch_all(&self.pool)
+        .await?;
+        let (mut registered, mut claimed) = (None, None);
+        for row in rows {
+            let id: String = row.try_get(0)?;
+            let kind: String = row.try_get(1)?;
+            if kind == "registered" {
+                registered = Some(id);
+            } else {
+                claimed = Some(id);
+            }
+        }
+        Ok((registered, claimed))
+    }
 }

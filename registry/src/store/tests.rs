@@ -938,3 +938,40 @@ async fn leaves_of_one_command_see_each_other() {
         db.drop_db().await;
     }
 }
+
+/// The ids under a SHA-256, for the checks before a proposal: none, a
+/// claim, then the claim and the registration that confirms it.
+#[tokio::test]
+async fn ids_by_sha256_names_registration_and_claim() {
+    for (reg, db) in backends().await {
+        let EntryBody::ContentRegistered(first) = registration(1).body else {
+            unreachable!()
+        };
+        assert_eq!(
+            reg.ids_by_sha256(&first.sha256).await.unwrap(),
+            (None, None)
+        );
+        let claim_id = "0192f0c1-0000-7000-8000-0000000000ee";
+        apply_all(&reg, &[claim_of(1, claim_id)]).await;
+        assert_eq!(
+            reg.ids_by_sha256(&first.sha256).await.unwrap(),
+            (None, Some(claim_id.to_owned()))
+        );
+        let mut confirming = first.clone();
+        confirming.claim = Some(claim_id.to_owned());
+        let outcomes = apply_all(
+            &reg,
+            &[LedgerEntry::new(EntryBody::ContentRegistered(confirming))],
+        )
+        .await;
+        assert!(
+            matches!(outcomes[0], ApplyOutcome::Appended { .. }),
+            "{outcomes:?}"
+        );
+        assert_eq!(
+            reg.ids_by_sha256(&first.sha256).await.unwrap(),
+            (Some(first.content_id.clone()), Some(claim_id.to_owned()))
+        );
+        db.drop_db().await;
+    }
+}
