@@ -40,6 +40,10 @@ pub struct LogSigner {
     name: String,
     key_id: u32,
     pair: Ed25519KeyPair,
+    /// The last checkpoint signed: the receipts of one Raft command are for
+    /// the same tree, and Ed25519 signatures are deterministic, so it is
+    /// signed once.
+    last: std::sync::Mutex<Option<(TreeHead, String)>>,
 }
 
 impl std::fmt::Debug for LogSigner {
@@ -75,6 +79,7 @@ impl LogSigner {
             name: origin.to_owned(),
             key_id,
             pair,
+            last: std::sync::Mutex::new(None),
         })
     }
 
@@ -96,6 +101,20 @@ impl LogSigner {
     /// The signed checkpoint note for `head`: origin, size and base64 root,
     /// then a blank line and this node's signature line.
     pub fn sign_checkpoint(&self, head: &TreeHead) -> Result<String> {
+        if let Ok(last) = self.last.lock()
+            && let Some((signed, note)) = last.as_ref()
+            && signed == head
+        {
+            return Ok(note.clone());
+        }
+        let note = self.sign_new(head)?;
+        if let Ok(mut last) = self.last.lock() {
+            *last = Some((*head, note.clone()));
+        }
+        Ok(note)
+    }
+
+    fn sign_new(&self, head: &TreeHead) -> Result<String> {
         // The origin was checked when the signer was made and there are no
         // extension lines, so a failure here is a bug, not bad input.
         let body = tlog_tiles::Checkpoint::new(&self.name, head.size, head.root, "")

@@ -450,12 +450,13 @@ async fn append(
     state: &AppState,
     make: impl Fn(String) -> EntryBody + Send + 'static,
 ) -> ApiResult<u64> {
-    let (_, outcome, _) = state
+    let outcome = state
         .proposer
         .propose_one(Box::new(move |at| {
             ProposedLeaf::new(&LedgerEntry::new(make(at.to_owned())), None)
         }))
-        .await?;
+        .await?
+        .outcome;
     match outcome {
         ApplyOutcome::Appended { index, .. } => Ok(index),
         ApplyOutcome::Rejected(rejection @ Rejection::TimestampRegressed { .. }) => {

@@ -56,6 +56,23 @@ pub struct Proposed {
     pub outcomes: Vec<ApplyOutcome>,
     /// The leaf texts as proposed, in order.
     pub leaves: Vec<String>,
+    /// The tree size once the whole command was applied, if it appended
+    /// anything: every leaf of the command is in that tree, so receipts
+    /// for it share one checkpoint.
+    pub tree_size: Option<u64>,
+}
+
+/// One leaf as applied, with what [`Proposed`] says of its command.
+#[derive(Debug)]
+pub struct ProposedOne {
+    /// The timestamp it was stamped with.
+    pub at: String,
+    /// What apply decided.
+    pub outcome: ApplyOutcome,
+    /// Its text as proposed.
+    pub leaf: String,
+    /// See [`Proposed::tree_size`].
+    pub tree_size: Option<u64>,
 }
 
 /// Why a submission has no outcome.
@@ -127,15 +144,17 @@ impl Proposer {
         answer.await.map_err(|_| stopped())?
     }
 
-    /// Proposes one leaf and returns its outcome, timestamp and text.
-    pub async fn propose_one(
-        &self,
-        make: MakeLeaf,
-    ) -> Result<(String, ApplyOutcome, String), Refused> {
+    /// Proposes one leaf.
+    pub async fn propose_one(&self, make: MakeLeaf) -> Result<ProposedOne, Refused> {
         let proposed = self.propose(vec![make]).await?;
         let mut outcomes = proposed.outcomes.into_iter().zip(proposed.leaves);
         match (outcomes.next(), outcomes.next()) {
-            (Some((outcome, leaf)), None) => Ok((proposed.at, outcome, leaf)),
+            (Some((outcome, leaf)), None) => Ok(ProposedOne {
+                at: proposed.at,
+                outcome,
+                leaf,
+                tree_size: proposed.tree_size,
+            }),
             _ => Err(Refused::Failed(ApiError::Internal(anyhow::anyhow!(
                 "a one-leaf command was applied as another number of leaves"
             )))),
@@ -241,6 +260,13 @@ async fn commit(
             // Nothing of it is in the ledger: stamp it anew, unless a
             // writer has waited through every attempt.
             let again = regressed && !appended;
+            let tree_size = outcomes
+                .iter()
+                .filter_map(|o| match o {
+                    ApplyOutcome::Appended { tree_size, .. } => Some(*tree_size),
+                    _ => None,
+                })
+                .max();
             let mut outcomes = outcomes.into_iter();
             for (mut submission, leaves) in taken {
                 let mine: Vec<ApplyOutcome> = outcomes.by_ref().take(leaves.len()).collect();
@@ -254,6 +280,7 @@ async fn commit(
                         at: at.to_owned(),
                         outcomes: mine,
                         leaves,
+                        tree_size,
                     })
                 } else {
                     Err(Refused::Failed(ApiError::Internal(anyhow::anyhow!(

@@ -183,8 +183,9 @@ const MAX_PROPOSALS: usize = 4;
 /// Proposes `registration`, stamped by the proposer, and resolves a write
 /// whose fate is unknown by looking up its content id in a linearizable
 /// read: an entry that committed anywhere is found, and one that did not
-/// can never commit after that read. Returns the leaf index, the tree size
-/// right after it and the leaf text when this call proposed it.
+/// can never commit after that read. Returns the leaf index, the size of a
+/// tree that holds it (right after its command) and the leaf text when this
+/// call proposed it.
 async fn propose(
     state: &AppState,
     registration: &mut ContentRegistration,
@@ -203,10 +204,13 @@ async fn propose(
             )
         });
         match state.proposer.propose_one(make).await {
-            Ok((at, outcome, leaf)) => match outcome {
+            Ok(one) => match one.outcome {
                 ApplyOutcome::Appended { index, tree_size } => {
-                    registration.registered_at = at;
-                    return Ok((index, tree_size, Some(leaf)));
+                    registration.registered_at = one.at;
+                    // The tree after the whole command: its receipts share
+                    // one signed checkpoint.
+                    let tree_size = one.tree_size.unwrap_or(tree_size).max(tree_size);
+                    return Ok((index, tree_size, Some(one.leaf)));
                 }
                 // A claim of the same bytes committed meanwhile: name it.
                 ApplyOutcome::Rejected(Rejection::ClaimNotReferenced { claim_id }) => {

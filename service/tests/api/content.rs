@@ -314,4 +314,15 @@ async fn concurrent_registrations_share_commands() {
         commands <= u64::from(writers) / 2,
         "{writers} concurrent registrations took {commands} Raft entries"
     );
+    // The receipts of one command are for the tree after it, with one
+    // checkpoint between them.
+    let trees: std::collections::BTreeSet<u64> = receipts
+        .iter()
+        .map(|r| r["ledger"]["tree_size"].as_u64().unwrap())
+        .collect();
+    assert!(
+        trees.len() as u64 <= commands,
+        "{} trees in the receipts of {commands} commands",
+        trees.len()
+    );
 }
