@@ -5,7 +5,11 @@
 //! provreg cluster and an etcd cluster are measured the same way on the same
 //! machine: a write is `POST /v1/content` for provreg and `POST /v3/kv/put`
 //! for etcd, a read is `GET /v1/content/{content_id}` (linearizable) for
-//! provreg and a linearizable `POST /v3/kv/range` for etcd.
+//! provreg and a linearizable `POST /v3/kv/range` for etcd. For provreg a
+//! read can instead be of an inclusion proof,
+//! `GET /v1/log/proof/inclusion?index=I&tree_size=T`, for the leaf and tree
+//! of a receipt from the warm-up: what a holder of a receipt asks to check
+//! it again.
 //!
 //! ```sh
 //! # 64 clients registering distinct 200-byte files through three nodes for 30 s.
@@ -17,13 +21,17 @@
 //! # 64 readers of ids registered in the warm-up while 64 writers register.
 //! provreg-bench --mode mixed --clients 64 --readers 64 --node ...
 //!
+//! # The same with the readers fetching inclusion proofs of warm-up receipts.
+//! provreg-bench --mode proofs --clients 64 --readers 64 --node ...
+//!
 //! # The same against etcd's gateway (no token).
 //! provreg-bench --target etcd --mode upload --clients 64 --node http://127.0.0.1:2379
 //! ```
 //!
 //! Clients are spread round-robin over the nodes. Each run has a warm-up
 //! (`--warmup` seconds, not measured) that opens the connections and, for
-//! `read` and `mixed`, registers the ids that the readers then look up.
+//! `read`, `mixed` and `proofs`, registers the ids that the readers then
+//! look up.
 //! Latency percentiles are over successful requests only, so that quick
 //! refusals cannot flatter them; every non-2xx answer and every transport
 //! failure is counted as an error under its status or kind.
@@ -77,7 +85,8 @@ struct Args {
     #[arg(long, default_value_t = 16)]
     clients: usize,
 
-    /// Concurrent readers in `mixed` (beside the `--clients` writers).
+    /// Concurrent readers in `mixed` and `proofs` (beside the `--clients`
+    /// writers).
     #[arg(long, default_value_t = 64)]
     readers: usize,
 
@@ -145,6 +154,9 @@ enum Mode {
     /// `--clients` writers and `--readers` readers at the same time,
     /// reported separately.
     Mixed,
+    /// Like `mixed`, but the readers fetch inclusion proofs of receipts
+    /// from the warm-up (provreg only).
+    Proofs,
 }
 
 impl Mode {
@@ -154,6 +166,7 @@ impl Mode {
             Mode::Upload => "upload",
             Mode::Read => "read",
             Mode::Mixed => "mixed",
+            Mode::Proofs => "proofs",
         }
     }
 }
@@ -192,6 +205,9 @@ enum Op {
     Write,
     /// Linearizable read of one id written in the warm-up.
     Read,
+    /// Inclusion proof of one leaf registered in the warm-up, in the tree
+    /// of its receipt (provreg only).
+    Proof,
 }
 
 /// What one successful request did.
@@ -200,7 +216,8 @@ struct Done {
     /// Registrations (or keys) it wrote or read; 1 for single requests.
     items: u64,
     /// Ids it wrote, when the caller asked to keep them for reads: content
-    /// ids for provreg, base64 keys for etcd.
+    /// ids for provreg (or, for proof reads, the query naming the leaf and
+    /// tree of each receipt), base64 keys for etcd.
     ids: Vec<String>,
 }
 
@@ -222,6 +239,9 @@ struct Driver {
     size: usize,
     /// Registrations per batch request, if writes go in batches.
     batch: Option<usize>,
+    /// Whether kept ids are proof queries (`index=I&tree_size=T`, from
+    /// each receipt's `ledger`) rather than content ids.
+    proof_ids: bool,
 }
 
 impl Driver {
@@ -252,11 +272,22 @@ impl Driver {
                 }
                 let body = send(request).await?;
                 let ids = if keep_ids {
-                    vec![json_str(&body, "content_id")?]
+                    let receipt: Value =
+                        serde_json::from_slice(&body).map_err(|_| "malformed answer".to_owned())?;
+                    vec![self.kept_id(&receipt)?]
                 } else {
                     Vec::new()
                 };
                 Ok(Done { items: 1, ids })
+            }
+            (Target::Provreg, Op::Proof) => {
+                let query = read_id.ok_or_else(|| "no receipt to prove".to_owned())?;
+                let url = format!("{}/v1/log/proof/inclusion?{query}", node.base);
+                send(self.http.get(url)).await?;
+                Ok(Done {
+                    items: 1,
+                    ids: Vec::new(),
+                })
             }
             (Target::Provreg, Op::Read) => {
                 let id = read_id.ok_or_else(|| "no id to read".to_owned())?;
@@ -277,7 +308,7 @@ impl Driver {
                 let ids = if keep_ids { vec![key] } else { Vec::new() };
                 Ok(Done { items: 1, ids })
             }
-            (Target::Etcd, Op::Read) => {
+            (Target::Etcd, Op::Read | Op::Proof) => {
                 let key = read_id.ok_or_else(|| "no id to read".to_owned())?;
                 // `serializable` defaults to false: a linearizable read.
                 let request = self
@@ -336,11 +367,10 @@ impl Driver {
             match result.get("status").and_then(Value::as_u64) {
                 Some(201) => {
                     if keep_ids {
-                        let id = result
-                            .pointer("/receipt/content_id")
-                            .and_then(Value::as_str)
+                        let receipt = result
+                            .get("receipt")
                             .ok_or_else(|| "malformed answer".to_owned())?;
-                        ids.push(id.to_owned());
+                        ids.push(self.kept_id(receipt)?);
                     }
                 }
                 Some(status) => return Err(format!("item {status}")),
@@ -351,6 +381,29 @@ impl Driver {
             items: results.len() as u64,
             ids,
         })
+    }
+
+    /// What to keep of a registration receipt for later reads: its content
+    /// id, or the query of its inclusion proof.
+    fn kept_id(&self, receipt: &Value) -> Result<String, Failure> {
+        if !self.proof_ids {
+            return receipt
+                .get("content_id")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .ok_or_else(|| "answer without content_id".to_owned());
+        }
+        let field = |name: &str| {
+            receipt
+                .pointer(&format!("/ledger/{name}"))
+                .and_then(Value::as_u64)
+                .ok_or_else(|| format!("answer without ledger.{name}"))
+        };
+        Ok(format!(
+            "index={}&tree_size={}",
+            field("index")?,
+            field("tree_size")?
+        ))
     }
 
     /// A body of `self.size` bytes, unique to this run, client and request:
@@ -403,16 +456,6 @@ fn transport_failure(e: &reqwest::Error) -> Failure {
     } else {
         "transport".into()
     }
-}
-
-/// A string field of a JSON answer.
-fn json_str(body: &[u8], field: &str) -> Result<String, Failure> {
-    let value: Value = serde_json::from_slice(body).map_err(|_| "malformed answer".to_owned())?;
-    value
-        .get(field)
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .ok_or_else(|| format!("answer without {field}"))
 }
 
 /// A small, fast generator for filler bytes and for picking ids to read; not
@@ -567,7 +610,7 @@ async fn run_group(driver: &Arc<Driver>, nodes: &Arc<Vec<Node>>, group: Group) -
 /// The report of one group of clients.
 #[derive(Debug)]
 struct Summary {
-    /// `writes` or `reads`.
+    /// `writes`, `reads` or `proofs`.
     name: &'static str,
     /// Concurrent clients in the group.
     clients: usize,
@@ -668,6 +711,7 @@ async fn main() -> anyhow::Result<()> {
         run_id: Uuid::now_v7(),
         size: args.size,
         batch: args.batch,
+        proof_ids: args.mode == Mode::Proofs,
     });
     let nodes = Arc::new(args.nodes.clone());
     let no_ids = Arc::new(Vec::new());
@@ -675,7 +719,7 @@ async fn main() -> anyhow::Result<()> {
 
     // The warm-up writes with as many clients as the measured phase, and
     // keeps the ids when there will be reads.
-    let reads = matches!(args.mode, Mode::Read | Mode::Mixed);
+    let reads = matches!(args.mode, Mode::Read | Mode::Mixed | Mode::Proofs);
     let mut warmup = Stats::default();
     if args.warmup > 0.0 {
         let group = Group {
@@ -711,7 +755,11 @@ async fn main() -> anyhow::Result<()> {
         keep_ids: false,
     };
     let reads = |clients| Group {
-        op: Op::Read,
+        op: if args.mode == Mode::Proofs {
+            Op::Proof
+        } else {
+            Op::Read
+        },
         clients,
         first_client: writers.saturating_mul(2),
         stop: stop(),
@@ -737,12 +785,17 @@ async fn main() -> anyhow::Result<()> {
             let (stats, span) = timed(reads(args.clients)).await;
             vec![Summary::new("reads", args.clients, stats, span)]
         }
-        Mode::Mixed => {
+        Mode::Mixed | Mode::Proofs => {
             let ((w, w_span), (r, r_span)) =
                 tokio::join!(timed(writes), timed(reads(args.readers)));
+            let name = if args.mode == Mode::Proofs {
+                "proofs"
+            } else {
+                "reads"
+            };
             vec![
                 Summary::new("writes", args.clients, w, w_span),
-                Summary::new("reads", args.readers, r, r_span),
+                Summary::new(name, args.readers, r, r_span),
             ]
         }
     };
@@ -804,8 +857,11 @@ fn validate(args: &Args) -> anyhow::Result<()> {
     if args.clients == 0 {
         bail!("--clients must be 1 or more");
     }
-    if args.mode == Mode::Mixed && args.readers == 0 {
-        bail!("--readers must be 1 or more in mixed mode");
+    if matches!(args.mode, Mode::Mixed | Mode::Proofs) && args.readers == 0 {
+        bail!("--readers must be 1 or more in mixed and proofs modes");
+    }
+    if args.mode == Mode::Proofs && args.target != Target::Provreg {
+        bail!("--mode proofs is for provreg only");
     }
     if args.size < MIN_BODY {
         bail!("--size must be at least {MIN_BODY} bytes, to hold what makes each body unique");
@@ -863,11 +919,34 @@ mod tests {
             run_id: Uuid::now_v7(),
             size: 200,
             batch: None,
+            proof_ids: false,
         };
         let a = driver.body(0, 0);
         assert_eq!(a.len(), 200);
         assert_ne!(a, driver.body(0, 1));
         assert_ne!(a, driver.body(1, 0));
+    }
+
+    /// Proof reads keep the leaf and tree of a receipt as the query of its
+    /// inclusion proof; other reads keep the content id.
+    #[test]
+    fn kept_ids_follow_the_reads() {
+        let mut driver = Driver {
+            http: reqwest::Client::new(),
+            target: Target::Provreg,
+            run_id: Uuid::now_v7(),
+            size: 200,
+            batch: None,
+            proof_ids: false,
+        };
+        let receipt = json!({"content_id": "abc", "ledger": {"index": 7, "tree_size": 9}});
+        assert_eq!(driver.kept_id(&receipt).as_deref(), Ok("abc"));
+        driver.proof_ids = true;
+        assert_eq!(
+            driver.kept_id(&receipt).as_deref(),
+            Ok("index=7&tree_size=9")
+        );
+        assert!(driver.kept_id(&json!({"content_id": "abc"})).is_err());
     }
 
     /// A node is a URL with an optional token after the first '='.
