@@ -53,11 +53,14 @@ struct Item {
 fn fingerprint(path: &Path) -> Option<Item> {
     let bytes = fs::read(path).ok()?;
     let sniffed = sniff(&bytes[..bytes.len().min(SNIFF_LEN)], None);
+    // A file that takes longer than the default time bound is left out,
+    // like one that cannot be read.
     let print = content_fingerprint(
         BufReader::new(Cursor::new(bytes)),
         &sniffed,
         &Limits::default(),
-    );
+    )
+    .ok()?;
     Some(Item {
         name: path.file_name()?.to_string_lossy().into_owned(),
         kind: sniffed.kind,

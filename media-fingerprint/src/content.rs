@@ -11,8 +11,9 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 
 use crate::audio::{AudioPrint, audio_code, audio_print};
+use crate::error::{FingerprintError, Result};
 use crate::image_code::image_codes;
-use crate::limits::Limits;
+use crate::limits::{Limits, Watch};
 use crate::sniff::{MediaKind, Sniffed};
 use crate::video::{VideoPrint, video_code, video_print};
 
@@ -60,49 +61,59 @@ impl MissingFingerprint {
     }
 }
 
-/// Content (perceptual) fingerprints computed from the decoded media. Never
-/// fails for undecodable input: what could not be computed is listed in
-/// `missing` with a reason.
+/// Content (perceptual) fingerprints computed from the decoded media.
+/// Undecodable input is not an error: what could not be computed is listed
+/// in `missing` with a reason, as is media refused by `limits`' bounds on
+/// size and duration.
 ///
 /// `reader` must be positioned at the start of the media; `sniffed` is what
 /// [`sniff`](crate::sniff) said about its first bytes. Decoding stays within
 /// `limits`. Never panics, whatever the bytes.
+///
+/// # Errors
+///
+/// Only when the job was stopped, so nothing about the media can be said:
+/// [`FingerprintError::TimedOut`] once it has run longer than
+/// [`Limits::max_decode_time`] (counted from this call, across every
+/// fingerprint of the upload: a video's sound track gets what its pictures
+/// left), and [`FingerprintError::Cancelled`] once [`Limits::cancel`] is set,
+/// including when it was set before the call. See
+/// [`FingerprintError::is_stop`].
 pub fn content_fingerprint<R: BufRead + Seek + Send + Sync + 'static>(
     reader: R,
     sniffed: &Sniffed,
     limits: &Limits,
-) -> ContentFingerprint {
+) -> Result<ContentFingerprint> {
+    let watch = Watch::start(limits);
+    watch.check()?;
     let mut out = ContentFingerprint::default();
     match sniffed.kind {
-        MediaKind::Image => match image_codes(reader, limits) {
+        MediaKind::Image => match image_codes(reader, limits, &watch) {
             Ok(codes) => {
                 out.image_code = Some(codes.code);
                 out.image_crop_codes = codes.crop_codes;
             }
-            Err(error) => out
-                .missing
-                .push(MissingFingerprint::new("iscc_image", error.to_string())),
+            Err(error) => missing(&mut out, "iscc_image", error)?,
         },
-        MediaKind::Audio => add_audio(&mut out, audio_print(reader, limits)),
+        MediaKind::Audio => add_audio(&mut out, audio_print(reader, limits, &watch))?,
         MediaKind::Video => {
             // The sound track is fingerprinted in a second pass over the same
             // reader; both decoders stream, neither holds the file.
             let shared = SharedReader::new(reader);
             let start = shared.clone().stream_position();
-            match video_print(shared.clone(), limits)
+            match video_print(shared.clone(), limits, &watch)
                 .and_then(|print| Ok((video_code(&print)?, print)))
             {
                 Ok((code, print)) => {
                     out.video_code = Some(code);
                     out.video = Some(print);
                 }
-                Err(error) => out
-                    .missing
-                    .push(MissingFingerprint::new("iscc_video", error.to_string())),
+                Err(error) => missing(&mut out, "iscc_video", error)?,
             }
+            watch.check()?;
             let mut second = shared;
             match start.and_then(|pos| second.seek(SeekFrom::Start(pos))) {
-                Ok(_) => add_audio(&mut out, audio_print(second, limits)),
+                Ok(_) => add_audio(&mut out, audio_print(second, limits, &watch))?,
                 Err(e) => out
                     .missing
                     .push(MissingFingerprint::new("iscc_audio", e.to_string())),
@@ -116,12 +127,24 @@ pub fn content_fingerprint<R: BufRead + Seek + Send + Sync + 'static>(
             ),
         )),
     }
-    out
+    Ok(out)
+}
+
+/// Records that `fingerprint` could not be computed because of `error`;
+/// passes a stopped job's error on instead, since it says nothing about the
+/// media.
+fn missing(out: &mut ContentFingerprint, fingerprint: &str, error: FingerprintError) -> Result<()> {
+    if error.is_stop() {
+        return Err(error);
+    }
+    out.missing
+        .push(MissingFingerprint::new(fingerprint, error.to_string()));
+    Ok(())
 }
 
 /// One reader handed to two decoders in turn. Each decoder needs a reader it
 /// owns; they never run at the same time, so a lock is only ever uncontended.
-struct SharedReader<R>(Arc<Mutex<R>>);
+pub(crate) struct SharedReader<R>(Arc<Mutex<R>>);
 
 impl<R> Clone for SharedReader<R> {
     fn clone(&self) -> Self {
@@ -130,7 +153,7 @@ impl<R> Clone for SharedReader<R> {
 }
 
 impl<R> SharedReader<R> {
-    fn new(reader: R) -> Self {
+    pub(crate) fn new(reader: R) -> Self {
         Self(Arc::new(Mutex::new(reader)))
     }
 
@@ -153,15 +176,14 @@ impl<R: Seek> Seek for SharedReader<R> {
     }
 }
 
-fn add_audio(out: &mut ContentFingerprint, print: crate::Result<AudioPrint>) {
+fn add_audio(out: &mut ContentFingerprint, print: Result<AudioPrint>) -> Result<()> {
     match print.and_then(|print| Ok((audio_code(&print)?, print))) {
         Ok((code, print)) => {
             out.audio_code = Some(code);
             out.audio = Some(print);
+            Ok(())
         }
-        Err(error) => out
-            .missing
-            .push(MissingFingerprint::new("iscc_audio", error.to_string())),
+        Err(error) => missing(out, "iscc_audio", error),
     }
 }
 
@@ -178,7 +200,8 @@ mod tests {
         let bytes = std::fs::read(shared_path("media").join(rel)).expect("read media");
         let sniffed = sniff(&bytes[..bytes.len().min(crate::SNIFF_LEN)], None);
         let reader = BufReader::new(Cursor::new(bytes));
-        let fingerprint = content_fingerprint(reader, &sniffed, &Limits::default());
+        let fingerprint =
+            content_fingerprint(reader, &sniffed, &Limits::default()).expect("not stopped");
         (sniffed, fingerprint)
     }
 
@@ -220,7 +243,8 @@ mod tests {
     fn other_media_names_its_type() {
         let sniffed = sniff(b"%PDF-1.7\n", None);
         let fingerprint =
-            content_fingerprint(Cursor::new(b"%PDF-1.7\n"), &sniffed, &Limits::default());
+            content_fingerprint(Cursor::new(b"%PDF-1.7\n"), &sniffed, &Limits::default())
+                .expect("not stopped");
         assert_eq!(fingerprint.image_code, None);
         assert_eq!(fingerprint.missing[0].fingerprint, "iscc_content");
         assert!(fingerprint.missing[0].reason.contains("application/pdf"));
@@ -234,7 +258,8 @@ mod tests {
         let half = bytes[..bytes.len() / 2].to_vec();
         let sniffed = sniff(&half, None);
         assert_eq!(sniffed.kind, MediaKind::Image);
-        let fingerprint = content_fingerprint(Cursor::new(half), &sniffed, &Limits::default());
+        let fingerprint = content_fingerprint(Cursor::new(half), &sniffed, &Limits::default())
+            .expect("not stopped");
         assert_eq!(fingerprint.image_code, None);
         assert_eq!(fingerprint.missing.len(), 1);
         assert_eq!(fingerprint.missing[0].fingerprint, "iscc_image");
@@ -254,7 +279,8 @@ mod tests {
             MediaKind::Image,
             "falls back to the declared type"
         );
-        let fingerprint = content_fingerprint(Cursor::new(bytes), &sniffed, &Limits::default());
+        let fingerprint = content_fingerprint(Cursor::new(bytes), &sniffed, &Limits::default())
+            .expect("not stopped");
         assert_eq!(fingerprint.image_code, None);
         assert_eq!(fingerprint.missing[0].fingerprint, "iscc_image");
         assert!(fingerprint.missing[0].reason.contains("not recognised"));
@@ -272,16 +298,126 @@ mod tests {
                     Cursor::new(bytes[..keep].to_vec()),
                     &sniffed,
                     &Limits::default(),
-                );
+                )
+                .expect("not stopped");
                 assert!(fingerprint.image_code.is_some() || fingerprint.missing.len() == 1);
             }
             for position in (0..bytes.len().min(2048)).step_by(61) {
                 let mut damaged = bytes.clone();
                 damaged[position] ^= 0xa5;
                 let fingerprint =
-                    content_fingerprint(Cursor::new(damaged), &sniffed, &Limits::default());
+                    content_fingerprint(Cursor::new(damaged), &sniffed, &Limits::default())
+                        .expect("not stopped");
                 assert!(fingerprint.image_code.is_some() || fingerprint.missing.len() == 1);
             }
+        }
+    }
+
+    /// Six hours of FLAC silence (about 600 KB, the longest the default
+    /// limits accept): its decode takes seconds, well past the bounds below.
+    fn six_hours_of_silence() -> Vec<u8> {
+        crate::test_support::flac_silence(8000, 1, 8000 * 6 * 3600)
+    }
+
+    /// `bytes` fingerprinted under `limits`, and how long that took.
+    fn timed(bytes: Vec<u8>, limits: &Limits) -> (Result<ContentFingerprint>, std::time::Duration) {
+        let sniffed = sniff(&bytes[..bytes.len().min(crate::SNIFF_LEN)], None);
+        let started = std::time::Instant::now();
+        let result = content_fingerprint(Cursor::new(bytes), &sniffed, limits);
+        (result, started.elapsed())
+    }
+
+    /// A decode running past the time bound stops with `TimedOut` soon after
+    /// it, not when the audio ends; the message names the bound.
+    #[test]
+    fn long_audio_stops_at_the_time_bound() {
+        let bytes = six_hours_of_silence();
+        let sniffed = sniff(&bytes[..crate::SNIFF_LEN], None);
+        let cost = crate::decode_cost(Cursor::new(bytes.clone()), &sniffed, &Limits::default())
+            .expect("cost");
+        assert_eq!(cost.duration_seconds, Some(6.0 * 3600.0));
+        let limits = Limits {
+            max_decode_time: Some(std::time::Duration::from_millis(200)),
+            ..Limits::default()
+        };
+        let (result, took) = timed(bytes, &limits);
+        match result {
+            Err(error @ FingerprintError::TimedOut { .. }) => {
+                assert!(error.to_string().contains("0.2 s"), "{error}");
+                assert!(error.is_stop());
+            }
+            other => panic!("expected a time-out, got {other:?}"),
+        }
+        // Decoding it all takes several seconds even in a release build.
+        assert!(took < std::time::Duration::from_millis(1000), "{took:?}");
+    }
+
+    /// A job cancelled before it starts does nothing, whatever the media.
+    #[test]
+    fn cancelled_before_the_start_returns_cancelled() {
+        let limits = Limits::default();
+        limits.cancel.cancel();
+        for file in [
+            "images/coffee.png",
+            "audio/house_lo.ogg",
+            "video/clip_a_360p_reencoded.mp4",
+        ] {
+            let bytes = std::fs::read(shared_path("media").join(file)).expect("read");
+            let (result, took) = timed(bytes, &limits);
+            assert!(
+                matches!(result, Err(FingerprintError::Cancelled)),
+                "{file}: {result:?}"
+            );
+            assert!(
+                took < std::time::Duration::from_millis(50),
+                "{file}: {took:?}"
+            );
+        }
+    }
+
+    /// Cancelling from another thread stops an audio decode and a video
+    /// decode part-way, within a fraction of a second.
+    #[test]
+    fn cancelling_from_another_thread_stops_the_decode() {
+        let clip = std::fs::read(shared_path("media/video/clip_a_720p_high.mp4")).expect("read");
+        for bytes in [six_hours_of_silence(), clip] {
+            let limits = Limits {
+                max_decode_time: None,
+                ..Limits::default()
+            };
+            let handle = limits.cancel.clone();
+            let canceller = std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                handle.cancel();
+            });
+            let (result, took) = timed(bytes, &limits);
+            canceller.join().expect("the canceller does not panic");
+            assert!(
+                matches!(result, Err(FingerprintError::Cancelled)),
+                "{result:?}"
+            );
+            assert!(took < std::time::Duration::from_millis(600), "{took:?}");
+        }
+    }
+
+    /// The time bound covers a video and its sound track together, and an
+    /// image between its reads and stages: a bound shorter than either
+    /// decode stops both.
+    #[test]
+    fn video_and_image_stop_at_the_time_bound() {
+        let limits = Limits {
+            max_decode_time: Some(std::time::Duration::from_millis(50)),
+            ..Limits::default()
+        };
+        let clip = std::fs::read(shared_path("media/video/clip_a_720p_high.mp4")).expect("read");
+        let big_png = crate::test_support::big_png().to_vec();
+        for bytes in [clip, big_png] {
+            let (result, took) = timed(bytes, &limits);
+            assert!(
+                matches!(result, Err(FingerprintError::TimedOut { .. })),
+                "{result:?}"
+            );
+            assert!(took < std::time::Duration::from_millis(500), "{took:?}");
         }
     }
 

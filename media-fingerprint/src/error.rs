@@ -54,6 +54,23 @@ pub enum FingerprintError {
     #[error("image decoder failed unexpectedly: {0}")]
     DecoderPanic(String),
 
+    /// Decoding ran past [`Limits::max_decode_time`](crate::Limits::max_decode_time)
+    /// and was stopped.
+    #[error(
+        "decoding took longer than the {limit_seconds} s allowed for one file; \
+         the file may be too long or too complex to fingerprint"
+    )]
+    TimedOut {
+        /// The time bound, in seconds.
+        limit_seconds: f64,
+    },
+
+    /// The caller cancelled the decode through
+    /// [`Limits::cancel`](crate::Limits::cancel), e.g. because the uploader
+    /// went away.
+    #[error("decoding was cancelled before it finished")]
+    Cancelled,
+
     /// Reading the input failed.
     #[error("could not read input: {0}")]
     Io(std::io::Error),
@@ -69,6 +86,15 @@ pub enum FingerprintError {
         /// The code as given.
         code: String,
     },
+}
+
+impl FingerprintError {
+    /// Whether this error means the decode was stopped from outside (time
+    /// bound or cancellation) rather than that the media could not be
+    /// fingerprinted.
+    pub fn is_stop(&self) -> bool {
+        matches!(self, Self::TimedOut { .. } | Self::Cancelled)
+    }
 }
 
 /// Result type of this crate.

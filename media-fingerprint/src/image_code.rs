@@ -1,7 +1,7 @@
 //! The ISCC Image-Code: decoding an image under [`Limits`] and hashing its
 //! normalised pixels.
 
-use std::io::{BufRead, Seek};
+use std::io::{self, BufRead, Read, Seek, SeekFrom};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use ::image::metadata::Orientation;
@@ -10,7 +10,7 @@ use iscc_lib::codec::{MainType, SubType};
 
 use crate::error::{FingerprintError, Result};
 use crate::jpeg;
-use crate::limits::Limits;
+use crate::limits::{Limits, Watch};
 use crate::normalize;
 
 /// Bit length of the Image-Codes the registry stores (the ISCC default).
@@ -32,9 +32,16 @@ pub(crate) struct ImageCodes {
 }
 
 /// Decodes the image and returns its Image-Code and its crops' codes.
-pub(crate) fn image_codes<R: BufRead + Seek>(reader: R, limits: &Limits) -> Result<ImageCodes> {
+/// Stops with [`FingerprintError::TimedOut`] or
+/// [`FingerprintError::Cancelled`] when `watch` says so: between reads of
+/// the file while decoding, and between the normalisation's passes.
+pub(crate) fn image_codes<R: BufRead + Seek>(
+    reader: R,
+    limits: &Limits,
+    watch: &Watch,
+) -> Result<ImageCodes> {
     let views = catch_unwind(AssertUnwindSafe(|| {
-        decode_views(reader, limits, &CROP_FRACTIONS)
+        decode_views(reader, limits, &CROP_FRACTIONS, watch)
     }))
     .map_err(|panic| {
         FingerprintError::DecoderPanic(crate::error::panic_message(panic.as_ref()))
@@ -195,7 +202,7 @@ impl DctCosines {
 /// Decodes under `limits` and normalises to 32×32 gray pixels.
 #[cfg(test)]
 fn decode_normalized<R: BufRead + Seek>(reader: R, limits: &Limits) -> Result<Vec<u8>> {
-    decode_views(reader, limits, &[]).map(|mut views| views.swap_remove(0))
+    decode_views(reader, limits, &[], &Watch::none()).map(|mut views| views.swap_remove(0))
 }
 
 /// Decodes under `limits` and normalises the whole image and its crops.
@@ -203,30 +210,95 @@ fn decode_views<R: BufRead + Seek>(
     reader: R,
     limits: &Limits,
     crops: &[f64],
+    watch: &Watch,
 ) -> Result<Vec<Vec<u8>>> {
+    // The decoders run in one call each; the only way to stop one part-way
+    // is to fail the reads it makes. Whatever error it then reports, the
+    // watch's own reason is the one returned.
+    let reader = Watchful {
+        inner: reader,
+        watch,
+    };
+    let decoded = open_decoder(reader, limits, true).and_then(|decoder| {
+        // A damaged EXIF block must not cost the fingerprint: like Pillow's
+        // exif_transpose, treat an unreadable orientation as "none".
+        let mut decoder = decoder;
+        let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+        let image = DynamicImage::from_decoder(decoder).map_err(from_image_error)?;
+        Ok((image, orientation))
+    });
+    let (image, orientation) = decoded.map_err(|error| watch.explain(error))?;
+    watch.check()?;
+    normalize::normalize_with_crops(image, orientation, crops, watch)
+}
+
+/// The decoder for the image `reader` holds, after checking what its header
+/// promises against `limits`: the first half of [`decode_views`], shared
+/// with the header-only cost estimate. `check_complete` refuses a JPEG
+/// without an end (which means reading all of it).
+pub(crate) fn open_decoder<'a, R: BufRead + Seek + 'a>(
+    reader: R,
+    limits: &Limits,
+    check_complete: bool,
+) -> Result<Box<dyn ImageDecoder + 'a>> {
     let mut reader = ImageReader::new(reader)
         .with_guessed_format()
         .map_err(FingerprintError::Io)?;
     let Some(format) = reader.format() else {
         return Err(FingerprintError::UnsupportedImageFormat);
     };
-    if format == ImageFormat::Jpeg {
+    if format == ImageFormat::Jpeg && check_complete {
         let mut inner = reader.into_inner();
         jpeg::ensure_complete(&mut inner)?;
         reader = ImageReader::with_format(inner, format);
     }
     reader.limits(limits.to_image_limits());
-    let mut decoder = reader.into_decoder().map_err(from_image_error)?;
+    let decoder = reader.into_decoder().map_err(from_image_error)?;
     let (width, height) = decoder.dimensions();
     limits.check_image(width, height, decoder.total_bytes())?;
     if width == 0 || height == 0 {
         return Err(FingerprintError::EmptyImage { width, height });
     }
-    // A damaged EXIF block must not cost the fingerprint: like Pillow's
-    // exif_transpose, treat an unreadable orientation as "none".
-    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
-    let image = DynamicImage::from_decoder(decoder).map_err(from_image_error)?;
-    Ok(normalize::normalize_with_crops(image, orientation, crops))
+    Ok(Box::new(decoder))
+}
+
+/// A reader that fails once its watch says the job is stopped, so that a
+/// decoder reading the file stops soon after.
+struct Watchful<'w, R> {
+    inner: R,
+    watch: &'w Watch,
+}
+
+impl<R> Watchful<'_, R> {
+    fn check(&self) -> io::Result<()> {
+        self.watch
+            .check()
+            .map_err(|stopped| io::Error::other(stopped.to_string()))
+    }
+}
+
+impl<R: Read> Read for Watchful<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.check()?;
+        self.inner.read(buf)
+    }
+}
+
+impl<R: BufRead> BufRead for Watchful<'_, R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        self.check()?;
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, amount: usize) {
+        self.inner.consume(amount);
+    }
+}
+
+impl<R: Seek> Seek for Watchful<'_, R> {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        self.inner.seek(pos)
+    }
 }
 
 /// Sorts the `image` crate's errors into ours, so that a limit refusal reads

@@ -5,6 +5,9 @@
 //! Hashing that would register a fingerprint of a picture nobody made, and the
 //! ISCC reference SDK (Pillow) refuses such files as truncated, so we refuse
 //! them too: a complete JPEG has an End Of Image marker after its scan data.
+//!
+//! Also reads the frame header, which says how much the decoder will hold:
+//! a progressive JPEG keeps every DCT coefficient until its last scan.
 
 use std::io::{self, BufRead, Seek, SeekFrom};
 
@@ -31,6 +34,77 @@ pub(crate) fn ensure_complete<R: BufRead + Seek>(reader: &mut R) -> Result<()> {
         Ok(())
     } else {
         Err(FingerprintError::TruncatedImage)
+    }
+}
+
+/// What the frame header (SOFn) of a JPEG says about decoding it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Frame {
+    /// Whether the scans are progressive (SOF2, SOF6, SOF10, SOF14), so the
+    /// decoder holds all coefficients of the image at once.
+    pub(crate) progressive: bool,
+    /// DCT coefficients per pixel of the image, in eighths: the sum over the
+    /// components of their share of the samples (4:2:0 YCbCr: 8 + 2 + 2).
+    pub(crate) samples_per_pixel_eighths: u32,
+}
+
+/// Reads marker segments up to the first frame header (which comes before any
+/// scan), leaving `reader` wherever that is. `None` when there is none
+/// before the bytes or the segments run out.
+pub(crate) fn frame_header<R: BufRead>(reader: &mut R) -> io::Result<Option<Frame>> {
+    loop {
+        let Some(marker) = next_marker(reader)? else {
+            return Ok(None);
+        };
+        match marker {
+            SOI | TEM | RST0..=RST7 => continue,
+            EOI | SOS => return Ok(None),
+            _ => {}
+        }
+        let Some(length) = read_u16(reader)? else {
+            return Ok(None);
+        };
+        let body = usize::from(length).saturating_sub(2);
+        // SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC).
+        let is_frame = matches!(marker, 0xC0..=0xCF) && !matches!(marker, 0xC4 | 0xC8 | 0xCC);
+        if !is_frame {
+            if !skip(reader, body)? {
+                return Ok(None);
+            }
+            continue;
+        }
+        // Precision (1), height (2), width (2), component count (1), then
+        // per component: id (1), sampling factors (1), table (1).
+        let mut header = [0u8; 6];
+        for byte in &mut header {
+            let Some(value) = read_u8(reader)? else {
+                return Ok(None);
+            };
+            *byte = value;
+        }
+        let mut factors = Vec::new();
+        for _ in 0..header[5] {
+            let mut component = [0u8; 3];
+            for byte in &mut component {
+                let Some(value) = read_u8(reader)? else {
+                    return Ok(None);
+                };
+                *byte = value;
+            }
+            let (h, v) = (u32::from(component[1] >> 4), u32::from(component[1] & 15));
+            factors.push((h.max(1), v.max(1)));
+        }
+        let h_max = factors.iter().map(|f| f.0).max().unwrap_or(1);
+        let v_max = factors.iter().map(|f| f.1).max().unwrap_or(1);
+        // Rounded up, so a share never counts for less than it is.
+        let samples_per_pixel_eighths = factors
+            .iter()
+            .map(|&(h, v)| (8 * h * v).div_ceil(h_max * v_max))
+            .sum();
+        return Ok(Some(Frame {
+            progressive: matches!(marker, 0xC2 | 0xC6 | 0xCA | 0xCE),
+            samples_per_pixel_eighths,
+        }));
     }
 }
 
@@ -188,6 +262,43 @@ mod tests {
                 bytes.len()
             );
         }
+    }
+
+    /// The frame header of a baseline 4:2:0 JPEG says so; the same header
+    /// marked progressive (SOF2) is read as progressive; garbage has none.
+    #[test]
+    fn frame_header_reads_progressive_and_sampling() {
+        let bytes = std::fs::read(shared_path("media/images/rocket.jpg")).expect("read");
+        let frame = frame_header(&mut Cursor::new(&bytes))
+            .expect("read")
+            .expect("a frame header");
+        assert!(!frame.progressive);
+        let sof = bytes
+            .windows(2)
+            .position(|pair| pair == [0xFF, 0xC0])
+            .expect("rocket.jpg is baseline");
+        let mut progressive = bytes.clone();
+        progressive[sof + 1] = 0xC2;
+        let again = frame_header(&mut Cursor::new(&progressive))
+            .expect("read")
+            .expect("a frame header");
+        assert!(again.progressive);
+        assert_eq!(
+            again.samples_per_pixel_eighths,
+            frame.samples_per_pixel_eighths
+        );
+        assert!(
+            (8..=24).contains(&frame.samples_per_pixel_eighths),
+            "{frame:?}"
+        );
+        assert_eq!(
+            frame_header(&mut Cursor::new(vec![0x5a; 100])).expect("read"),
+            None
+        );
+        assert_eq!(
+            frame_header(&mut Cursor::new(&bytes[..sof + 4])).expect("read"),
+            None
+        );
     }
 
     /// Bytes after the EOI (camera trailers) do not make a JPEG incomplete.

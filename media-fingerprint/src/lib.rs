@@ -12,6 +12,15 @@
 //!   computed is reported, never raised, so registration can go on with the
 //!   exact hashes alone.
 //!
+//! Decoding untrusted uploads is bounded three ways. [`decode_cost`] reads
+//! only the headers and says how much memory the decode will need at its
+//! peak (an upper bound, calibrated against measured peaks), and refuses what
+//! the limits would refuse, so a caller can wait for room in a memory budget
+//! before decoding. [`Limits::max_decode_time`] stops a decode that runs too
+//! long, and [`Limits::cancel`] (a [`Cancel`]) stops one from another thread;
+//! either way `content_fingerprint` returns [`FingerprintError::TimedOut`]
+//! or [`FingerprintError::Cancelled`], its only errors.
+//!
 //! [`sniff`] decides the [`MediaKind`] from the bytes, never from what the
 //! client claims. ISCC codes come from `iscc-lib`, the ISCC Foundation's
 //! implementation, and are written in canonical `ISCC:...` form.
@@ -22,7 +31,10 @@
 //! # Layout
 //!
 //! - `error`: [`FingerprintError`] and [`Result`].
-//! - `limits`: [`Limits`], the bounds on decoding cost.
+//! - `limits`: [`Limits`], the bounds on decoding cost, its time bound and
+//!   [`Cancel`] flag, checked by every decoding loop.
+//! - `cost`: [`decode_cost`] and [`DecodeCost`], the header-only estimate of
+//!   a decode's peak memory.
 //! - `exact`: [`StreamHasher`] and [`ExactHashes`].
 //! - [`cdc`]: the Data-Code's content-defined chunking in interleaved lanes,
 //!   equal to iscc-lib's and faster, and [`cdc::DataCodeHasher`].
@@ -31,7 +43,8 @@
 //!   media kind; future audio and video fingerprints plug in here.
 //! - `image_code`: decoding images under limits, the Image-Code, and
 //!   [`image_code_distance`].
-//! - `jpeg`: refusing truncated JPEGs, which the decoder would accept.
+//! - `jpeg`: refusing truncated JPEGs, which the decoder would accept, and
+//!   reading the frame header (progressive or not, sampling).
 //! - `normalize`: the iscc-sdk image normalisation (orientation, transparency,
 //!   border trim, luma, bicubic resize), matching Pillow's arithmetic.
 //! - `kernels`: its two inner loops (luma, the resize's dot product), in a
@@ -49,6 +62,7 @@
 pub mod audio;
 pub mod cdc;
 mod content;
+mod cost;
 mod error;
 mod exact;
 mod image_code;
@@ -66,10 +80,11 @@ pub mod video;
 mod test_support;
 
 pub use content::{ContentFingerprint, MissingFingerprint, content_fingerprint};
+pub use cost::{DecodeCost, decode_cost};
 pub use error::{FingerprintError, Result};
 pub use exact::{ExactHashes, StreamHasher};
 pub use image_code::image_code_distance;
-pub use limits::Limits;
+pub use limits::{Cancel, DEFAULT_MAX_DECODE_TIME, Limits};
 pub use similarity::{
     Comparison, IMAGE_SAME_BITS, IMAGE_SIMILAR_BITS, Verdict, compare_image_code_sets,
     compare_image_codes, image_verdict,

@@ -40,7 +40,9 @@
 use ::image::metadata::Orientation;
 use ::image::{ColorType, DynamicImage, GrayImage, RgbImage};
 
+use crate::error::Result;
 use crate::kernels::{DOT_BLOCK, Kernels};
+use crate::limits::Watch;
 
 /// Side of the square the Image-Code hashes.
 pub(crate) const CODE_SIDE: usize = 32;
@@ -53,28 +55,39 @@ pub(crate) const CODE_SIDE: usize = 32;
 /// rotating orientation, one copy of that buffer at a time.
 #[cfg(test)]
 pub(crate) fn normalize(image: DynamicImage, orientation: Orientation) -> Vec<u8> {
-    let mut views = normalize_with_crops(image, orientation, &[]);
+    let mut views = normalize_with_crops(image, orientation, &[], &Watch::none())
+        .expect("a watch that never stops lets normalisation finish");
     views.swap_remove(0)
 }
 
 /// Like [`normalize`], and also the normalised pixels of centred crops of
 /// the trimmed content, each keeping `fraction` of its width and height. The
 /// first result is the whole image, then one per fraction.
+///
+/// Looks at `watch` between steps, each of which passes over the pixels once
+/// (a few hundred milliseconds at most for the largest images the limits
+/// allow), and fails with its error if the job was stopped.
 pub(crate) fn normalize_with_crops(
     image: DynamicImage,
     orientation: Orientation,
     fractions: &[f64],
-) -> Vec<Vec<u8>> {
+    watch: &Watch,
+) -> Result<Vec<Vec<u8>>> {
     let mut flat = fill_transparency(image);
+    watch.check()?;
     flat.apply_orientation(orientation);
+    watch.check()?;
     let opaque = Opaque::new(flat);
+    watch.check()?;
     let content = trim_border(&opaque);
+    watch.check()?;
     // The crops' codes are ours, not ISO 24138's, so they need not follow
     // Pillow's full-resolution arithmetic: cutting them from a small
     // area-averaged copy costs a fraction of another full resize.
     let crop_base = (!fractions.is_empty()).then_some(CROP_BASE_SIDE);
     let (whole, small) = reduce_content(&opaque, content, crop_base);
     drop(opaque);
+    watch.check()?;
     let mut views = vec![whole];
     if let Some(small) = small {
         for &fraction in fractions {
@@ -85,7 +98,7 @@ pub(crate) fn normalize_with_crops(
             ));
         }
     }
-    views
+    Ok(views)
 }
 
 /// Longest side of the reduced copy the crops are cut from.
@@ -1359,7 +1372,13 @@ mod fused_tests {
             ] {
                 let kind = format!("{:?} {width}x{height}", image.color());
                 assert_eq!(
-                    normalize_with_crops(image.clone(), Orientation::NoTransforms, &fractions),
+                    normalize_with_crops(
+                        image.clone(),
+                        Orientation::NoTransforms,
+                        &fractions,
+                        &Watch::none()
+                    )
+                    .expect("not stopped"),
                     reference_views(image, &fractions),
                     "{kind}"
                 );

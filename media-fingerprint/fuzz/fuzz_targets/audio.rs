@@ -5,12 +5,15 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use media_fingerprint::{Limits, MediaKind, Sniffed, content_fingerprint, sniff};
+use media_fingerprint::{Limits, MediaKind, Sniffed, content_fingerprint, decode_cost, sniff};
 use media_fingerprint_fuzz::{assert_missing_is_explained, panic_policy, reader, show};
 
 fn limits() -> Limits {
     Limits {
         max_duration_seconds: 600.0,
+        // libFuzzer's own -timeout catches slow inputs; a time-out here
+        // would hide them.
+        max_decode_time: None,
         ..Limits::default()
     }
 }
@@ -21,7 +24,10 @@ fuzz_target!(init: panic_policy(), |data: &[u8]| {
         media_type: sniff(data, None).media_type,
     };
     let limits = limits();
-    let fp = content_fingerprint(reader(data), &sniffed, &limits);
+    // The estimate reads the same bytes' headers; it must not panic either.
+    let _ = decode_cost(reader(data), &sniffed, &limits);
+    let fp = content_fingerprint(reader(data), &sniffed, &limits)
+        .expect("without a time bound or a cancellation, nothing stops the decode");
     show(&fp);
     assert_missing_is_explained(&fp, "iscc_audio", fp.audio_code.is_some());
     assert_eq!(fp.audio_code.is_some(), fp.audio.is_some(), "{fp:?}");

@@ -8,7 +8,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use media_fingerprint::{Limits, MediaKind, Sniffed, content_fingerprint, sniff};
+use media_fingerprint::{Limits, MediaKind, Sniffed, content_fingerprint, decode_cost, sniff};
 use media_fingerprint_fuzz::{assert_missing_is_explained, panic_policy, reader, show};
 
 fn limits() -> Limits {
@@ -17,6 +17,10 @@ fn limits() -> Limits {
         max_decoded_bytes: 16 * 1024 * 1024,
         max_duration_seconds: 60.0,
         max_frames: 600,
+        // libFuzzer's own -timeout catches slow inputs; a time-out here
+        // would hide them.
+        max_decode_time: None,
+        ..Limits::default()
     }
 }
 
@@ -26,7 +30,10 @@ fuzz_target!(init: panic_policy(), |data: &[u8]| {
         media_type: sniff(data, None).media_type,
     };
     let limits = limits();
-    let fp = content_fingerprint(reader(data), &sniffed, &limits);
+    // The estimate reads the same bytes' headers; it must not panic either.
+    let _ = decode_cost(reader(data), &sniffed, &limits);
+    let fp = content_fingerprint(reader(data), &sniffed, &limits)
+        .expect("without a time bound or a cancellation, nothing stops the decode");
     show(&fp);
     assert_missing_is_explained(&fp, "iscc_video", fp.video_code.is_some());
     assert_missing_is_explained(&fp, "iscc_audio", fp.audio_code.is_some());

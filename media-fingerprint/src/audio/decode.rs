@@ -13,7 +13,7 @@ use symphonia::core::io::{MediaSource, MediaSourceStream};
 use symphonia::core::meta::MetadataOptions;
 
 use crate::error::{FingerprintError, Result};
-use crate::limits::Limits;
+use crate::limits::{Limits, Watch};
 
 /// Lowest sample rate accepted. Telephone audio (8 kHz) is real; below 4 kHz
 /// there is hardly any of the 28 Hz to 3.5 kHz band Chromaprint looks at.
@@ -29,6 +29,12 @@ const MAX_CHANNELS: usize = 32;
 /// Undecodable packets in a row after which the rest of the stream is taken
 /// to be garbage. Single bad packets are skipped, as ffmpeg does.
 const MAX_BAD_PACKETS_IN_A_ROW: u32 = 64;
+
+/// Most frames handed to the sink at once. A FLAC packet may hold 65535
+/// frames of 32 channels; fed in pieces of this size (1/4 s at 32 kHz), the
+/// fingerprinter's resampling and transforms between two looks at the clock
+/// stay in the low milliseconds whatever the packet size.
+const MAX_FRAMES_PER_FEED: usize = 8192;
 
 /// Where decoded audio goes, one packet at a time.
 pub(super) trait AudioSink {
@@ -61,28 +67,26 @@ impl Decoded {
 /// `limits.max_duration_seconds`, and stops with
 /// [`FingerprintError::LimitExceeded`] as soon as decoding passes it. A stream
 /// that is cut short or turns to garbage ends where it stops making sense: the
-/// sink has what was decoded until then.
-pub(super) fn decode<R, S>(reader: R, limits: &Limits, sink: &mut S) -> Result<Decoded>
+/// sink has what was decoded until then. Stops when `watch` says so, between
+/// packets and between pieces of a packet fed to the sink.
+pub(super) fn decode<R, S>(
+    reader: R,
+    limits: &Limits,
+    watch: &Watch,
+    sink: &mut S,
+) -> Result<Decoded>
 where
     R: Read + Seek + Send + Sync + 'static,
     S: AudioSink,
 {
-    let source = Source::new(reader).map_err(FingerprintError::Io)?;
-    let stream = MediaSourceStream::new(Box::new(source), Default::default());
-    let mut format = symphonia::default::get_probe()
-        .probe(
-            &Hint::new(),
-            stream,
-            FormatOptions::default(),
-            MetadataOptions::default(),
-        )
-        .map_err(|e| from_symphonia("the container is not recognised", e))?;
-
-    let (track_id, mut decoder) = open_track(format.as_ref(), limits)?;
-    let params = decoder.codec_params();
-    let sample_rate = params.sample_rate.unwrap_or(0);
-    let channels = params.channels.as_ref().map_or(0, |c| c.count());
-    check_format(sample_rate, channels)?;
+    let Opened {
+        mut format,
+        track_id,
+        mut decoder,
+        sample_rate,
+        channels,
+        ..
+    } = open(reader, limits)?;
     sink.start(sample_rate, channels)?;
 
     // `as` saturates, so an infinite or huge limit means "no limit".
@@ -92,6 +96,9 @@ where
     let mut bad_in_a_row = 0u32;
     let mut last_error: Option<String> = None;
     loop {
+        // Also between packets of other tracks: a video's sound track may be
+        // a few packets among millions of pictures.
+        watch.check()?;
         let packet = match format.next_packet() {
             Ok(Some(packet)) => packet,
             Ok(None) => break,
@@ -144,7 +151,10 @@ where
             )));
         }
         buffer.copy_to_vec_interleaved(&mut samples);
-        sink.consume(&samples);
+        for piece in samples.chunks(MAX_FRAMES_PER_FEED * channels) {
+            watch.check()?;
+            sink.consume(piece);
+        }
     }
     if frames == 0 {
         return Err(FingerprintError::AudioDecode(match last_error {
@@ -155,6 +165,65 @@ where
     Ok(Decoded {
         sample_rate,
         frames,
+    })
+}
+
+/// An audio track ready to decode: everything its headers say, and nothing
+/// decoded yet.
+pub(crate) struct Opened {
+    /// The container, positioned before its first packet.
+    pub(crate) format: Box<dyn FormatReader>,
+    /// The track to decode.
+    pub(crate) track_id: u32,
+    /// Its decoder.
+    pub(crate) decoder: Box<dyn AudioDecoder>,
+    /// Its sample rate, in Hz (checked to be in range).
+    pub(crate) sample_rate: u32,
+    /// Its channel count (checked to be in range).
+    pub(crate) channels: usize,
+    /// The duration its header declares, in seconds, if it declares one.
+    pub(crate) declared_seconds: Option<f64>,
+    /// The most frames one packet of it decodes to, if the codec says.
+    pub(crate) max_frames_per_packet: Option<u64>,
+}
+
+/// Probes the container in `reader` and opens the track [`decode`] decodes,
+/// refusing by `limits` what its header declares. Reads only headers (for
+/// MP4, the whole `moov` box, which symphonia parses).
+pub(crate) fn open<R>(reader: R, limits: &Limits) -> Result<Opened>
+where
+    R: Read + Seek + Send + Sync + 'static,
+{
+    let source = Source::new(reader).map_err(FingerprintError::Io)?;
+    let stream = MediaSourceStream::new(Box::new(source), Default::default());
+    let format = symphonia::default::get_probe()
+        .probe(
+            &Hint::new(),
+            stream,
+            FormatOptions::default(),
+            MetadataOptions::default(),
+        )
+        .map_err(|e| from_symphonia("the container is not recognised", e))?;
+
+    let (track_id, decoder) = open_track(format.as_ref(), limits)?;
+    let params = decoder.codec_params();
+    let sample_rate = params.sample_rate.unwrap_or(0);
+    let channels = params.channels.as_ref().map_or(0, |c| c.count());
+    let max_frames_per_packet = params.max_frames_per_packet;
+    check_format(sample_rate, channels)?;
+    let declared_seconds = format
+        .tracks()
+        .iter()
+        .find(|t| t.id == track_id)
+        .and_then(|track| declared_seconds(track, Some(sample_rate)));
+    Ok(Opened {
+        format,
+        track_id,
+        decoder,
+        sample_rate,
+        channels,
+        declared_seconds,
+        max_frames_per_packet,
     })
 }
 
@@ -331,6 +400,7 @@ mod tests {
         let decoded = decode(
             Cursor::new(wav(8000, 2, 12_345)),
             &Limits::default(),
+            &Watch::none(),
             &mut sink,
         )
         .expect("decode");
@@ -347,7 +417,8 @@ mod tests {
         let mut reader = Cursor::new(bytes);
         reader.set_position(1000);
         let mut sink = Counter::default();
-        let decoded = decode(reader, &Limits::default(), &mut sink).expect("decode");
+        let decoded =
+            decode(reader, &Limits::default(), &Watch::none(), &mut sink).expect("decode");
         assert_eq!(decoded.frames, 8000);
     }
 
@@ -359,8 +430,13 @@ mod tests {
             ..Limits::default()
         };
         let mut sink = Counter::default();
-        let error = decode(Cursor::new(wav(8000, 1, 8001)), &limits, &mut sink)
-            .expect_err("over the limit");
+        let error = decode(
+            Cursor::new(wav(8000, 1, 8001)),
+            &limits,
+            &Watch::none(),
+            &mut sink,
+        )
+        .expect_err("over the limit");
         assert!(
             matches!(error, FingerprintError::LimitExceeded(_)),
             "{error}"
@@ -381,8 +457,13 @@ mod tests {
         bytes.extend(std::iter::repeat_n(0u8, 2 * 20_000));
         bytes[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
         bytes[40..44].copy_from_slice(&u32::MAX.to_le_bytes());
-        let error = decode(Cursor::new(bytes), &limits, &mut Counter::default())
-            .expect_err("over the limit");
+        let error = decode(
+            Cursor::new(bytes),
+            &limits,
+            &Watch::none(),
+            &mut Counter::default(),
+        )
+        .expect_err("over the limit");
         assert!(
             matches!(error, FingerprintError::LimitExceeded(_)),
             "{error}"
@@ -396,6 +477,7 @@ mod tests {
             let error = decode(
                 Cursor::new(wav(rate, channels, 100)),
                 &Limits::default(),
+                &Watch::none(),
                 &mut Counter::default(),
             )
             .expect_err("refused");
@@ -412,6 +494,7 @@ mod tests {
         let error = decode(
             Cursor::new(vec![0x5au8; 4096]),
             &Limits::default(),
+            &Watch::none(),
             &mut Counter::default(),
         )
         .expect_err("not audio");

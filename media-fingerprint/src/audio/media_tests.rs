@@ -41,7 +41,8 @@ fn print_of(file: &str) -> &'static AudioPrint {
         .get_or_init(|| {
             let path = shared_path("media").join(file);
             let reader = BufReader::new(std::fs::File::open(&path).expect("open media"));
-            audio_print(reader, &Limits::default()).unwrap_or_else(|e| panic!("{file}: {e}"))
+            audio_print(reader, &Limits::default(), &Watch::none())
+                .unwrap_or_else(|e| panic!("{file}: {e}"))
         })
 }
 
@@ -112,7 +113,7 @@ fn every_shared_file_is_fingerprinted() {
 fn speech_is_too_short() {
     let path = shared_path("media/audio/speech_front_center.wav");
     let reader = BufReader::new(std::fs::File::open(path).expect("open"));
-    let error = audio_print(reader, &Limits::default()).expect_err("too short");
+    let error = audio_print(reader, &Limits::default(), &Watch::none()).expect_err("too short");
     assert!(error.to_string().contains("too short"), "{error}");
 }
 
@@ -320,7 +321,11 @@ fn damaged_files_never_panic() {
         let full = print_of(file).chromaprint.len();
         for tenths in [0, 1, 3, 5, 7, 9] {
             let keep = bytes.len() * tenths / 10;
-            let result = audio_print(Cursor::new(bytes[..keep].to_vec()), &Limits::default());
+            let result = audio_print(
+                Cursor::new(bytes[..keep].to_vec()),
+                &Limits::default(),
+                &Watch::none(),
+            );
             // Streams without an index at the end decode up to the cut.
             if tenths >= 7 && !file.ends_with(".mp4") {
                 let print = result.unwrap_or_else(|e| panic!("{file} cut at {keep}: {e}"));
@@ -332,7 +337,9 @@ fn damaged_files_never_panic() {
         for position in (0..512).step_by(37).chain(spread) {
             let mut damaged = bytes.clone();
             damaged[position] ^= 0xa5;
-            if let Err(error) = audio_print(Cursor::new(damaged), &Limits::default()) {
+            if let Err(error) =
+                audio_print(Cursor::new(damaged), &Limits::default(), &Watch::none())
+            {
                 assert!(!error.to_string().is_empty());
             }
         }

@@ -24,10 +24,10 @@ use rusty_chromaprint::{Configuration, Fingerprinter};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{FingerprintError, Result};
-use crate::limits::Limits;
+use crate::limits::{Limits, Watch};
 use crate::similarity::{Comparison, Verdict};
 
-mod decode;
+pub(crate) mod decode;
 mod matching;
 
 #[cfg(test)]
@@ -81,17 +81,22 @@ pub struct AudioPrint {
 /// Fails for input that is not audio in a supported format, audio shorter than
 /// [`MIN_DURATION_SECONDS`], or audio longer than `limits` allow (declared or
 /// found while decoding). A stream cut short or corrupt part-way gives the
-/// fingerprint of what decoded. Never panics: a panic in the third-party
-/// decoders becomes [`FingerprintError::AudioDecode`].
+/// fingerprint of what decoded. Stops with [`FingerprintError::TimedOut`] or
+/// [`FingerprintError::Cancelled`] when `watch` says so. Never panics: a
+/// panic in the third-party decoders becomes [`FingerprintError::AudioDecode`].
 pub(crate) fn audio_print<R: Read + Seek + Send + Sync + 'static>(
     reader: R,
     limits: &Limits,
+    watch: &Watch,
 ) -> Result<AudioPrint> {
     // The decoders are third-party parsers of untrusted bytes, and
     // rusty-chromaprint asserts its own invariants; a panic in either becomes
     // a missing fingerprint for this upload, not a panic in the caller.
     // Nothing outlives the closure but its result.
-    catch_unwind(AssertUnwindSafe(|| fingerprint_stream(reader, limits))).map_err(|panic| {
+    catch_unwind(AssertUnwindSafe(|| {
+        fingerprint_stream(reader, limits, watch)
+    }))
+    .map_err(|panic| {
         FingerprintError::AudioDecode(format!(
             "the decoder failed unexpectedly: {}",
             crate::error::panic_message(panic.as_ref())
@@ -103,11 +108,12 @@ pub(crate) fn audio_print<R: Read + Seek + Send + Sync + 'static>(
 fn fingerprint_stream<R: Read + Seek + Send + Sync + 'static>(
     reader: R,
     limits: &Limits,
+    watch: &Watch,
 ) -> Result<AudioPrint> {
     let mut sink = ChromaprintSink {
         fingerprinter: Fingerprinter::new(&Configuration::preset_test2()),
     };
-    let decoded = decode::decode(reader, limits, &mut sink)?;
+    let decoded = decode::decode(reader, limits, watch, &mut sink)?;
     sink.fingerprinter.finish();
     let chromaprint = sink.fingerprinter.fingerprint().to_vec();
     let duration_seconds = decoded.seconds();
@@ -238,7 +244,8 @@ mod tests {
     #[test]
     fn synthetic_wav_is_fingerprinted() {
         let bytes = wav(22_050, &melody(22_050, 10.0));
-        let print = audio_print(Cursor::new(bytes), &Limits::default()).expect("print");
+        let print =
+            audio_print(Cursor::new(bytes), &Limits::default(), &Watch::none()).expect("print");
         assert!((print.duration_seconds - 10.0).abs() < 1e-9);
         // About 8 items a second, less Chromaprint's start-up delay.
         let items = print.chromaprint.len();
@@ -250,7 +257,8 @@ mod tests {
     #[test]
     fn too_short_audio_is_refused() {
         let bytes = wav(22_050, &melody(22_050, 2.0));
-        let error = audio_print(Cursor::new(bytes), &Limits::default()).expect_err("too short");
+        let error = audio_print(Cursor::new(bytes), &Limits::default(), &Watch::none())
+            .expect_err("too short");
         assert!(error.to_string().contains("too short"), "{error}");
     }
 
@@ -259,7 +267,8 @@ mod tests {
     #[test]
     fn compare_with_self_and_excerpt() {
         let bytes = wav(22_050, &melody(22_050, 30.0));
-        let print = audio_print(Cursor::new(bytes), &Limits::default()).expect("print");
+        let print =
+            audio_print(Cursor::new(bytes), &Limits::default(), &Watch::none()).expect("print");
         let same = compare_audio(&print, &print);
         assert_eq!(same.verdict, Verdict::Same);
         assert_eq!(same.distance, 0.0);

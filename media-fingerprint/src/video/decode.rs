@@ -30,12 +30,16 @@ use super::demux::{self, MAX_SAMPLE_BYTES, VideoTrack};
 use super::h264;
 use super::signature::{self, BlockMeans};
 use crate::error::{FingerprintError, Result};
-use crate::limits::Limits;
+use crate::limits::{Limits, Watch};
 
 /// Pictures the decoder may hold at once at most: 16 reference pictures (the
 /// H.264 maximum), the one being decoded and one being output. Used to bound
 /// the decoder's memory against `Limits::max_decoded_bytes`.
 const DECODER_PICTURES: u64 = 18;
+
+/// Iterations of the cheap loops over sample-table entries between two looks
+/// at the clock: a few hundred microseconds of work.
+const ENTRIES_PER_CHECK: usize = 4096;
 
 /// The sampled frames of a video track.
 #[derive(Debug)]
@@ -57,14 +61,17 @@ pub(crate) struct Options {
 
 /// Decodes the first H.264 track of the MP4/MOV in `reader` and returns the
 /// signatures of the frames sampled as ffmpeg's `fps` filter samples.
+/// Stops when `watch` says so, between pictures.
 pub(crate) fn sample_frames<R: Read + Seek>(
     mut reader: R,
     limits: &Limits,
+    watch: &Watch,
     options: Options,
 ) -> Result<Sampled> {
     let track = demux::open_video_track(&mut reader)?;
+    watch.check()?;
     check_header(&track, limits)?;
-    let plan = plan_samples(&track, limits, options.fps)?;
+    let plan = plan_samples(&track, limits, watch, options.fps)?;
 
     let config = DecoderConfig::new().flush_after_decode(Flush::NoFlush);
     let mut decoder = catch_unwind(AssertUnwindSafe(|| {
@@ -90,6 +97,9 @@ pub(crate) fn sample_frames<R: Read + Seek>(
     let mut decoded: u64 = 0;
     let mut errors: u64 = 0;
     for sample in track.samples() {
+        // Once per sample, skipped ones included: the check costs far less
+        // than reading a sample, let alone decoding one.
+        watch.check()?;
         let sample = sample?;
         track.read_sample(&mut reader, &sample, &mut sample_bytes)?;
         let info =
@@ -116,6 +126,7 @@ pub(crate) fn sample_frames<R: Read + Seek>(
             errors += 1;
         }
     }
+    watch.check()?;
     let remaining = catch_unwind(AssertUnwindSafe(|| {
         decoder.flush_remaining().map(|frames| {
             frames
@@ -173,6 +184,127 @@ fn check_header(track: &VideoTrack, limits: &Limits) -> Result<()> {
     Ok(())
 }
 
+/// What a video track's header says its decode will hold.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PictureCost {
+    /// Peak bytes of decoding the pictures and computing the Video-Code.
+    pub(crate) peak_bytes: u64,
+    /// Bytes of the video print, kept while the sound track decodes.
+    pub(crate) print_bytes: u64,
+    /// Largest picture size its parameter sets declare.
+    pub(crate) dimensions: (u32, u32),
+}
+
+/// Bytes of one sampled frame's signature in the print: 380 values in a
+/// heap block of 400, and its place in the vector of signatures (24 bytes,
+/// twice while the vector grows).
+const PRINT_BYTES_PER_FRAME: u64 = 400 + 48;
+
+/// Bytes per sampled frame while the Video-Code is computed: iscc-lib takes
+/// the signatures as 32-bit values (380 × 4 in a block of 1536, plus its
+/// place in the vector) and sorts references to them into a B-tree set.
+const CODE_BYTES_PER_FRAME: u64 = 1536 + 24 + 32;
+
+/// The peak memory of [`sample_frames`] and the Video-Code on the track
+/// `video` describes, refusing from its header what [`check_header`] and
+/// [`plan_samples`] would refuse from the same tables.
+pub(crate) fn header_cost(video: &demux::VideoHeader, limits: &Limits) -> Result<PictureCost> {
+    if video.sps.is_empty() {
+        return Err(FingerprintError::VideoDecode(
+            "the H.264 track has no sequence parameter set".into(),
+        ));
+    }
+    let mut size = (0u32, 0u32);
+    let mut decoder = 0u64;
+    for sps in &video.sps {
+        check_sps(sps, limits)?;
+        let picture = h264::sps_picture_size(sps)?;
+        size = (size.0.max(picture.width), size.1.max(picture.height));
+        decoder = decoder.max(decoder_bytes(&picture));
+    }
+    let declared = u64::from(video.width) * u64::from(video.height);
+    if declared > limits.max_pixels {
+        return Err(FingerprintError::LimitExceeded(format!(
+            "{}x{} video is {declared} pixels per frame, more than the limit of {}",
+            video.width, video.height, limits.max_pixels
+        )));
+    }
+    if video.timescale == 0 {
+        return Err(FingerprintError::VideoDecode(
+            "the MP4 file is corrupt: track timescale is zero".into(),
+        ));
+    }
+    let timescale = f64::from(video.timescale);
+    let seconds = video.duration as f64 / timescale;
+    if seconds > limits.max_duration_seconds {
+        return Err(too_long(seconds, limits));
+    }
+    if u64::from(video.sample_count) > limits.max_frames {
+        return Err(FingerprintError::LimitExceeded(format!(
+            "{} video frames, more than the limit of {}",
+            video.sample_count, limits.max_frames
+        )));
+    }
+    if video.max_sample_size > MAX_SAMPLE_BYTES {
+        return Err(FingerprintError::LimitExceeded(format!(
+            "a video frame of {} bytes, more than the {MAX_SAMPLE_BYTES} accepted",
+            video.max_sample_size
+        )));
+    }
+    // The print has one signature per sampled instant over the presentation
+    // span, which the decode measures from the tables (and refuses past the
+    // duration limit); without the tables, the longest the limits allow.
+    let span = video
+        .span
+        .map_or(limits.max_duration_seconds, |span| span as f64 / timescale)
+        .max(seconds)
+        .min(limits.max_duration_seconds);
+    let frames = if span.is_finite() {
+        (span * f64::from(super::FRAMES_PER_SECOND)) as u64 + 1
+    } else {
+        u64::from(video.sample_count) + 1
+    };
+    let samples = u64::from(video.sample_count);
+    // The plan: every presentation time while planning, then the kept ones.
+    let plan = 8 * samples + 16 * frames;
+    // One coded sample and its Annex B copy.
+    let coded = 2 * u64::from(video.max_sample_size);
+    let decoding = decoder + plan + coded + PRINT_BYTES_PER_FRAME * frames;
+    let coding = (PRINT_BYTES_PER_FRAME + CODE_BYTES_PER_FRAME) * frames + 16 * frames;
+    Ok(PictureCost {
+        peak_bytes: decoding.max(coding),
+        print_bytes: PRINT_BYTES_PER_FRAME * frames,
+        dimensions: size,
+    })
+}
+
+/// Memory openh264 allocates to decode pictures of the size an SPS declares
+/// (`WelsRequestMem`, `AllocPicture`): two pictures more than the SPS's
+/// reference frames (at most 16), each 4:2:0 with a 32-pixel border,
+/// aligned to 32, with its motion vectors and reference indices, and the
+/// decoder's per-macroblock state, measured at about 2.3 KiB a macroblock
+/// (fitted on the shared 640x360 and 1280x720 clips, with 3 MiB besides).
+fn decoder_bytes(picture: &h264::PictureSize) -> u64 {
+    let (width, height) = (u64::from(picture.width), u64::from(picture.height));
+    let pictures = (u64::from(picture.ref_frames.min(16)) + 2).min(DECODER_PICTURES);
+    let macroblocks = width.div_ceil(16) * height.div_ceil(16);
+    let padded = (width + 64).next_multiple_of(32) * (height + 64).next_multiple_of(32);
+    let per_picture = padded * 3 / 2 + PICTURE_BYTES_PER_MACROBLOCK * macroblocks;
+    pictures * per_picture + DECODER_BYTES_PER_MACROBLOCK * macroblocks + DECODER_BYTES
+}
+
+/// Per picture and macroblock: a correctly-decoded flag, a type, two lists
+/// of 16 motion vectors and of 16 reference indices.
+const PICTURE_BYTES_PER_MACROBLOCK: u64 = 1 + 4 + 2 * 64 + 2 * 16;
+
+/// The decoder's own state per macroblock, fitted on the shared clips
+/// (2.3 KiB measured), rounded up.
+const DECODER_BYTES_PER_MACROBLOCK: u64 = 2560;
+
+/// The decoder's fixed state, fitted on the shared clips (3 MiB measured),
+/// rounded up.
+const DECODER_BYTES: u64 = 4 << 20;
+
 /// Refuses an SPS whose pictures are larger than the limits allow, before
 /// the decoder allocates for them.
 fn check_sps(sps: &[u8], limits: &Limits) -> Result<()> {
@@ -229,10 +361,13 @@ impl Plan {
 
 /// Reads the sample tables once and picks the pictures that ffmpeg's `fps`
 /// filter would output at `fps` frames per second.
-fn plan_samples(track: &VideoTrack, limits: &Limits, fps: u32) -> Result<Plan> {
+fn plan_samples(track: &VideoTrack, limits: &Limits, watch: &Watch, fps: u32) -> Result<Plan> {
     let mut times = Vec::with_capacity(track.sample_count().min(1 << 20) as usize);
     let mut end = i64::MIN;
-    for sample in track.samples() {
+    for (index, sample) in track.samples().enumerate() {
+        if index % ENTRIES_PER_CHECK == 0 {
+            watch.check()?;
+        }
         let sample = sample?;
         if sample.size > MAX_SAMPLE_BYTES {
             return Err(FingerprintError::LimitExceeded(format!(
@@ -268,6 +403,9 @@ fn plan_samples(track: &VideoTrack, limits: &Limits, fps: u32) -> Result<Plan> {
     let outputs = slot(duration_ticks);
     let mut wanted: Vec<(i64, usize)> = Vec::new();
     for k in 0..outputs {
+        if k % ENTRIES_PER_CHECK as i64 == 0 {
+            watch.check()?;
+        }
         // `times[0]` is `first`, in slot 0, so the index is never -1.
         let at = times.partition_point(|&t| slot(t - first) <= k) - 1;
         let picture = times[at];

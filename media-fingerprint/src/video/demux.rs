@@ -27,6 +27,10 @@ const MAX_MOOV_BYTES: u64 = 64 * 1024 * 1024;
 /// of 8K video at very high quality stays well below this.
 pub(crate) const MAX_SAMPLE_BYTES: u32 = 32 * 1024 * 1024;
 
+/// Most top-level boxes walked looking for `moov`. A plain MP4 has three or
+/// four; a fragmented one two per fragment, and fragments are refused anyway.
+const MAX_TOP_LEVEL_BOXES: usize = 65_536;
+
 /// Size of a box header without the 64-bit size extension.
 const HEADER_LEN: u64 = 8;
 
@@ -245,15 +249,365 @@ pub(crate) fn open_video_track<R: Read + Seek>(reader: &mut R) -> Result<VideoTr
     }))
 }
 
+/// What the movie header says about the tracks that
+/// [`content_fingerprint`](crate::content_fingerprint) decodes, read box by
+/// box with seeks: only box headers and a few small boxes, never the sample
+/// tables of the `moov` as a whole.
+#[derive(Debug, Default)]
+pub(crate) struct HeaderProbe {
+    /// Length of the `moov` box, which the decoders read into memory whole.
+    pub(crate) moov_len: u64,
+    /// The track [`open_video_track`] would pick, if its header reads.
+    pub(crate) video: Option<VideoHeader>,
+}
+
+/// The header of an H.264 video track.
+#[derive(Debug, Default)]
+pub(crate) struct VideoHeader {
+    /// Units per second of the track's timestamps.
+    pub(crate) timescale: u32,
+    /// Declared duration in `timescale` units.
+    pub(crate) duration: u64,
+    /// Width declared in the sample description.
+    pub(crate) width: u16,
+    /// Height declared in the sample description.
+    pub(crate) height: u16,
+    /// Sequence parameter sets from the `avcC` box.
+    pub(crate) sps: Vec<Vec<u8>>,
+    /// Number of samples (`stsz`).
+    pub(crate) sample_count: u32,
+    /// Largest sample, in bytes (`stsz`).
+    pub(crate) max_sample_size: u32,
+    /// Upper bound of the presentation span in `timescale` units, from the
+    /// sample tables: the sum of the sample durations (`stts`) plus the
+    /// spread of the composition offsets (`ctts`). `None` when the tables
+    /// are larger than the probe reads.
+    pub(crate) span: Option<u64>,
+}
+
+/// Most children read from one box while probing. Real files have a handful;
+/// more means a file built to make the probe slow.
+const MAX_PROBED_CHILDREN: usize = 4096;
+
+/// Largest sample description read while probing; the first entry, all that
+/// is read of it, comes well before this.
+const MAX_PROBED_STSD: u64 = 1 << 20;
+
+/// Reads what [`HeaderProbe`] holds from the MP4/MOV in `reader`, which
+/// must be positioned at its start. Fails as [`open_video_track`] would when
+/// there is no `moov` or it is larger than the decoders accept; a track whose
+/// header does not read is left out.
+pub(crate) fn probe_header<R: Read + Seek>(reader: &mut R) -> Result<HeaderProbe> {
+    let base = reader.stream_position().map_err(FingerprintError::Io)?;
+    let end = reader
+        .seek(SeekFrom::End(0))
+        .map_err(FingerprintError::Io)?;
+    let file_len = end.saturating_sub(base);
+    let (moov_offset, moov_len, _) = find_moov(reader, base, file_len)?;
+    if moov_len > MAX_MOOV_BYTES {
+        return Err(FingerprintError::LimitExceeded(format!(
+            "the MP4 header (moov box) is {moov_len} bytes, more than the {MAX_MOOV_BYTES} accepted"
+        )));
+    }
+    let mut probe = HeaderProbe {
+        moov_len,
+        ..HeaderProbe::default()
+    };
+    let moov_start = base + moov_offset;
+    let moov = ProbedBox::read(reader, moov_start, moov_start + moov_len)?;
+    for trak in children(reader, &moov)? {
+        if trak.kind != *b"trak" {
+            continue;
+        }
+        // A track that does not read is one the decoder would not decode.
+        if let Ok(Some(video)) = probe_video_trak(reader, &trak) {
+            probe.video = Some(video);
+            break;
+        }
+    }
+    Ok(probe)
+}
+
+/// A box found while probing: where it is in the reader.
+#[derive(Debug, Clone, Copy)]
+struct ProbedBox {
+    kind: [u8; 4],
+    /// Where its payload starts.
+    body: u64,
+    /// Where it ends.
+    end: u64,
+}
+
+impl ProbedBox {
+    /// The box at `at`, which must end by `limit`.
+    fn read<R: Read + Seek>(reader: &mut R, at: u64, limit: u64) -> Result<Self> {
+        let mut head = [0u8; 16];
+        reader
+            .seek(SeekFrom::Start(at))
+            .and_then(|_| reader.read_exact(&mut head[..8]))
+            .map_err(|e| corrupt(&format!("could not read a box header: {e}")))?;
+        let kind = [head[4], head[5], head[6], head[7]];
+        let (size, header) = match u32::from_be_bytes([head[0], head[1], head[2], head[3]]) {
+            0 => (limit.saturating_sub(at), HEADER_LEN),
+            1 => {
+                reader
+                    .read_exact(&mut head[8..16])
+                    .map_err(|e| corrupt(&format!("could not read a box header: {e}")))?;
+                let mut large = [0u8; 8];
+                large.copy_from_slice(&head[8..16]);
+                (u64::from_be_bytes(large), 2 * HEADER_LEN)
+            }
+            n => (u64::from(n), HEADER_LEN),
+        };
+        let end = at.checked_add(size).filter(|&end| end <= limit);
+        match end {
+            Some(end) if size >= header => Ok(Self {
+                kind,
+                body: at + header,
+                end,
+            }),
+            _ => Err(corrupt("a box larger than its parent")),
+        }
+    }
+
+    /// The first `max` bytes of its payload.
+    fn payload<R: Read + Seek>(&self, reader: &mut R, max: u64) -> Result<Vec<u8>> {
+        // At most `max`, which callers keep small.
+        let len = (self.end - self.body).min(max) as usize;
+        let mut bytes = vec![0u8; len];
+        reader
+            .seek(SeekFrom::Start(self.body))
+            .and_then(|_| reader.read_exact(&mut bytes))
+            .map_err(|e| corrupt(&format!("could not read a box: {e}")))?;
+        Ok(bytes)
+    }
+}
+
+/// The children of a container box (at most [`MAX_PROBED_CHILDREN`]).
+fn children<R: Read + Seek>(reader: &mut R, parent: &ProbedBox) -> Result<Vec<ProbedBox>> {
+    let mut found = Vec::new();
+    let mut at = parent.body;
+    while parent.end.saturating_sub(at) >= HEADER_LEN {
+        if found.len() == MAX_PROBED_CHILDREN {
+            return Err(corrupt("a box with too many children"));
+        }
+        let child = ProbedBox::read(reader, at, parent.end)?;
+        at = child.end;
+        found.push(child);
+    }
+    Ok(found)
+}
+
+/// The child of `parent` of the given kind.
+fn child<R: Read + Seek>(
+    reader: &mut R,
+    parent: &ProbedBox,
+    kind: &[u8; 4],
+) -> Result<Option<ProbedBox>> {
+    Ok(children(reader, parent)?
+        .into_iter()
+        .find(|child| child.kind == *kind))
+}
+
+/// Probes one `trak`: its handler, media header and first sample
+/// description; `None` unless it is H.264 video.
+fn probe_video_trak<R: Read + Seek>(
+    reader: &mut R,
+    trak: &ProbedBox,
+) -> Result<Option<VideoHeader>> {
+    let missing = || corrupt("a track without its media boxes");
+    let mdia = child(reader, trak, b"mdia")?.ok_or_else(missing)?;
+    let hdlr = child(reader, &mdia, b"hdlr")?.ok_or_else(missing)?;
+    // Version and flags, pre_defined, then the handler type.
+    let handler = hdlr.payload(reader, 12)?;
+    let handler = handler.get(8..12).ok_or_else(missing)?;
+    let mdhd = child(reader, &mdia, b"mdhd")?.ok_or_else(missing)?;
+    let header = mdhd.payload(reader, 32)?;
+    // Version 1 has 64-bit times and duration, version 0 32-bit ones.
+    let (timescale, duration) = match header.first() {
+        Some(1) => (be_u32(&header, 20), be_u64(&header, 24)),
+        _ => (be_u32(&header, 12), be_u32(&header, 16).map(u64::from)),
+    };
+    let (timescale, duration) = (
+        timescale.ok_or_else(missing)?,
+        duration.ok_or_else(missing)?,
+    );
+    let minf = child(reader, &mdia, b"minf")?.ok_or_else(missing)?;
+    let stbl = child(reader, &minf, b"stbl")?.ok_or_else(missing)?;
+    let stsd = child(reader, &stbl, b"stsd")?.ok_or_else(missing)?;
+    let descriptions = stsd.payload(reader, MAX_PROBED_STSD)?;
+    // Version and flags, entry count, then the entries as boxes; the first
+    // one is all the decoders look at.
+    let entry = descriptions.get(8..).ok_or_else(missing)?;
+    let entry_kind = entry.get(4..8).ok_or_else(missing)?;
+    if handler != b"vide" || entry_kind != b"avc1" {
+        return Ok(None);
+    }
+    let mut video = VideoHeader {
+        timescale,
+        duration,
+        ..VideoHeader::default()
+    };
+    // VisualSampleEntry: 6 reserved, data reference index, 16 bytes of
+    // pre-defined and reserved fields, then width and height.
+    let body = entry.get(8..).ok_or_else(missing)?;
+    video.width = be_u16(body, 24).ok_or_else(missing)?;
+    video.height = be_u16(body, 26).ok_or_else(missing)?;
+    // Its child boxes follow the 78 bytes of fixed fields.
+    let entry_len = be_u32(entry, 0).map_or(0, |n| n as usize);
+    let entry = entry.get(..entry_len).unwrap_or(entry);
+    for avcc in child_boxes(entry, 8 + 78)? {
+        let avcc = avcc?;
+        if avcc.kind == *b"avcC" {
+            video.sps = avcc_sps(&avcc.bytes[header_len(avcc.bytes)..]);
+        }
+    }
+    let stsz = child(reader, &stbl, b"stsz")?.ok_or_else(missing)?;
+    let sizes = stsz.payload(reader, 12)?;
+    let sample_size = be_u32(&sizes, 4).ok_or_else(missing)?;
+    video.sample_count = be_u32(&sizes, 8).ok_or_else(missing)?;
+    video.max_sample_size = if sample_size != 0 {
+        sample_size
+    } else {
+        let mut max = 0;
+        scan_entries(
+            reader,
+            &stsz,
+            12,
+            4,
+            u64::from(video.sample_count),
+            |size| {
+                max = max.max(be_u32(size, 0).unwrap_or(0));
+            },
+        )?;
+        max
+    };
+    video.span = table_span(reader, &stbl)?;
+    Ok(Some(video))
+}
+
+/// The sequence parameter sets of an `avcC` payload.
+fn avcc_sps(avcc: &[u8]) -> Vec<Vec<u8>> {
+    // Version, profile, compatibility, level, length size, then the count
+    // of SPS in the low five bits, each preceded by its 16-bit length.
+    let count = avcc.get(5).map_or(0, |n| n & 0x1f);
+    let mut rest = avcc.get(6..).unwrap_or_default();
+    let mut sps = Vec::new();
+    for _ in 0..count {
+        let Some(len) = be_u16(rest, 0) else { break };
+        let Some(unit) = rest.get(2..2 + usize::from(len)) else {
+            break;
+        };
+        sps.push(unit.to_vec());
+        rest = &rest[2 + usize::from(len)..];
+    }
+    sps
+}
+
+/// Most entries of one table read while probing: as many as the frame
+/// limit allows samples, so a table the decode would accept is read whole.
+const MAX_PROBED_ENTRIES: u64 = 6 * 3600 * 60;
+
+/// Calls `each` with every entry of `size` bytes of a table box whose
+/// entries start `skip` bytes into its payload, at most `count` of them and
+/// no more than the box holds, reading a block at a time. Fails when there
+/// are more than [`MAX_PROBED_ENTRIES`].
+fn scan_entries<R: Read + Seek>(
+    reader: &mut R,
+    table: &ProbedBox,
+    skip: u64,
+    size: usize,
+    count: u64,
+    mut each: impl FnMut(&[u8]),
+) -> Result<()> {
+    let mut left = count.min((table.end - table.body).saturating_sub(skip) / size as u64);
+    if left > MAX_PROBED_ENTRIES {
+        return Err(corrupt("a sample table longer than the probe reads"));
+    }
+    reader
+        .seek(SeekFrom::Start(table.body + skip))
+        .map_err(FingerprintError::Io)?;
+    let mut block = vec![0u8; 4096 * size];
+    while left > 0 {
+        // At most the block's 4096 entries.
+        let entries = left.min(4096) as usize;
+        let bytes = &mut block[..entries * size];
+        reader
+            .read_exact(bytes)
+            .map_err(|e| corrupt(&format!("could not read a sample table: {e}")))?;
+        bytes.chunks_exact(size).for_each(&mut each);
+        left -= entries as u64;
+    }
+    Ok(())
+}
+
+/// The presentation span bound of [`VideoHeader::span`].
+fn table_span<R: Read + Seek>(reader: &mut R, stbl: &ProbedBox) -> Result<Option<u64>> {
+    let Some(stts) = child(reader, stbl, b"stts")? else {
+        return Ok(None);
+    };
+    let count = stts.payload(reader, 8)?;
+    let count = be_u32(&count, 4).map_or(0, u64::from);
+    let mut total = 0u64;
+    // Entries: sample count, sample duration.
+    if scan_entries(reader, &stts, 8, 8, count, |entry| {
+        let samples = be_u32(entry, 0).map_or(0, u64::from);
+        let duration = be_u32(entry, 4).map_or(0, u64::from);
+        total = total.saturating_add(samples.saturating_mul(duration));
+    })
+    .is_err()
+    {
+        return Ok(None);
+    }
+    let (mut low, mut high) = (0i64, 0i64);
+    if let Some(ctts) = child(reader, stbl, b"ctts")? {
+        let count = ctts.payload(reader, 8)?;
+        let count = be_u32(&count, 4).map_or(0, u64::from);
+        // Entries: sample count, offset, read as signed as the decode
+        // reads them (the `mp4` crate's `CttsEntry`).
+        let scanned = scan_entries(reader, &ctts, 8, 8, count, |entry| {
+            let offset = i64::from(be_u32(entry, 4).unwrap_or(0).cast_signed());
+            low = low.min(offset);
+            high = high.max(offset);
+        });
+        if scanned.is_err() {
+            return Ok(None);
+        }
+    }
+    Ok(Some(total.saturating_add(high.abs_diff(low))))
+}
+
+/// The big-endian number at `at`, if `bytes` reaches that far.
+fn be_u16(bytes: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes(bytes.get(at..at + 2)?.try_into().ok()?))
+}
+
+/// The big-endian number at `at`, if `bytes` reaches that far.
+fn be_u32(bytes: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
+}
+
+/// The big-endian number at `at`, if `bytes` reaches that far.
+fn be_u64(bytes: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_be_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
+}
+
 /// Walks the top-level boxes; returns the offset and length of `moov` and
 /// whether the file has movie fragments (`moof`).
 fn find_moov<R: Read + Seek>(reader: &mut R, base: u64, file_len: u64) -> Result<(u64, u64, bool)> {
     let mut pos = 0u64;
     let mut moov = None;
     let mut fragmented = false;
+    let mut boxes = 0usize;
     // `pos` saturates on a box claiming a size near 2^64; compare without
     // adding to it.
     while file_len.saturating_sub(pos) >= HEADER_LEN {
+        // Each box costs a seek and a read; a file of millions of empty
+        // boxes would keep this loop busy for seconds before any decoding.
+        boxes += 1;
+        if boxes > MAX_TOP_LEVEL_BOXES {
+            return Err(corrupt("too many top-level boxes before the movie header"));
+        }
         reader
             .seek(SeekFrom::Start(base + pos))
             .map_err(FingerprintError::Io)?;

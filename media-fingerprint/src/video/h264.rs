@@ -86,6 +86,8 @@ pub(crate) struct PictureSize {
     pub(crate) width: u32,
     /// Height in luma samples.
     pub(crate) height: u32,
+    /// `max_num_ref_frames`: openh264 allocates two pictures more than this.
+    pub(crate) ref_frames: u32,
 }
 
 /// Reads the picture size from an SPS NAL unit (header byte included).
@@ -134,7 +136,7 @@ pub(crate) fn sps_picture_size(nal: &[u8]) -> Result<PictureSize> {
         }
         _ => {}
     }
-    bits.ue()?; // max_num_ref_frames
+    let ref_frames = bits.ue()?;
     bits.skip(1)?; // gaps_in_frame_num_value_allowed_flag
     let width_mbs = u64::from(bits.ue()?) + 1;
     let height_map_units = u64::from(bits.ue()?) + 1;
@@ -142,7 +144,11 @@ pub(crate) fn sps_picture_size(nal: &[u8]) -> Result<PictureSize> {
     let height_mbs = height_map_units * if frame_mbs_only == 1 { 1 } else { 2 };
     let width = u32::try_from(width_mbs * 16).map_err(|_| corrupt_sps("width"))?;
     let height = u32::try_from(height_mbs * 16).map_err(|_| corrupt_sps("height"))?;
-    Ok(PictureSize { width, height })
+    Ok(PictureSize {
+        width,
+        height,
+        ref_frames,
+    })
 }
 
 /// Skips one `scaling_list()` of `size` coefficients (H.264 7.3.2.1.1.1).
@@ -262,7 +268,9 @@ mod tests {
             size,
             PictureSize {
                 width: 1280,
-                height: 720
+                height: 720,
+                // x264's default: 3 references, one more for B-pyramid.
+                ref_frames: 4,
             }
         );
         // And the 640x360 re-encode: 23 macroblock rows, 368 lines before cropping.

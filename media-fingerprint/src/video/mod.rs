@@ -24,8 +24,8 @@
 //! - `signature`: the 32x32 luminance grid and the 380 ternary elements.
 //! - `matching`: aligning two signature sequences.
 
-mod decode;
-mod demux;
+pub(crate) mod decode;
+pub(crate) mod demux;
 mod h264;
 mod matching;
 mod signature;
@@ -35,7 +35,7 @@ use std::io::{Read, Seek};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{FingerprintError, Result};
-use crate::limits::Limits;
+use crate::limits::{Limits, Watch};
 use crate::similarity::{Comparison, Verdict};
 
 /// Frames sampled per second, as iscc-sdk samples for the Video-Code.
@@ -81,14 +81,18 @@ pub struct VideoPrint {
 /// Reads only the header (`moov`) and the video samples, one at a time;
 /// refuses by `limits` before decoding what the headers promise (picture
 /// size, duration, frame count) and stops if the data breaks them. A
-/// truncated file gives the frames before the cut.
+/// truncated file gives the frames before the cut. Stops with
+/// [`FingerprintError::TimedOut`] or [`FingerprintError::Cancelled`] when
+/// `watch` says so.
 pub(crate) fn video_print<R: Read + Seek + Send + Sync + 'static>(
     reader: R,
     limits: &Limits,
+    watch: &Watch,
 ) -> Result<VideoPrint> {
     let sampled = decode::sample_frames(
         reader,
         limits,
+        watch,
         decode::Options {
             fps: FRAMES_PER_SECOND,
             skip_unneeded: true,
@@ -103,12 +107,13 @@ pub(crate) fn video_print<R: Read + Seek + Send + Sync + 'static>(
 
 /// The video fingerprint of an MP4/MOV alone, without its sound track (which
 /// [`content_fingerprint`](crate::content_fingerprint) adds): for callers
-/// that only need the picture, and for the `video` benchmark.
+/// that only need the picture, and for the `video` benchmark. The time
+/// bound of `limits` counts from this call.
 pub fn video_fingerprint<R: Read + Seek + Send + Sync + 'static>(
     reader: R,
     limits: &Limits,
 ) -> Result<VideoPrint> {
-    video_print(reader, limits)
+    video_print(reader, limits, &Watch::start(limits))
 }
 
 /// The 64-bit ISCC Video-Code of a fingerprint.

@@ -17,7 +17,7 @@ fn print_of(name: &str) -> VideoPrint {
         return print.clone();
     }
     let file = std::fs::File::open(shared_path(&format!("media/video/{name}"))).expect("open clip");
-    let print = video_print(file, &Limits::default()).expect("clip decodes");
+    let print = video_print(file, &Limits::default(), &Watch::none()).expect("clip decodes");
     prints
         .lock()
         .expect("not poisoned")
@@ -110,6 +110,7 @@ fn skipping_unsampled_pictures_changes_nothing() {
         decode::sample_frames(
             Cursor::new(clip_bytes("clip_a_720p_high.mp4")),
             &limits,
+            &Watch::none(),
             decode::Options {
                 fps: FRAMES_PER_SECOND,
                 skip_unneeded: skip,
@@ -154,7 +155,11 @@ fn refuses_pictures_over_the_pixel_limit() {
         max_pixels: 640 * 480,
         ..Limits::default()
     };
-    let result = video_print(Cursor::new(clip_bytes("clip_a_720p_high.mp4")), &limits);
+    let result = video_print(
+        Cursor::new(clip_bytes("clip_a_720p_high.mp4")),
+        &limits,
+        &Watch::none(),
+    );
     assert!(
         matches!(result, Err(FingerprintError::LimitExceeded(_))),
         "{result:?}"
@@ -169,7 +174,11 @@ fn refuses_videos_over_the_duration_and_frame_limits() {
         max_duration_seconds: 10.0,
         ..Limits::default()
     };
-    let result = video_print(Cursor::new(clip_bytes("clip_a_360p_reencoded.mp4")), &short);
+    let result = video_print(
+        Cursor::new(clip_bytes("clip_a_360p_reencoded.mp4")),
+        &short,
+        &Watch::none(),
+    );
     assert!(
         matches!(result, Err(FingerprintError::LimitExceeded(_))),
         "{result:?}"
@@ -178,7 +187,11 @@ fn refuses_videos_over_the_duration_and_frame_limits() {
         max_frames: 100,
         ..Limits::default()
     };
-    let result = video_print(Cursor::new(clip_bytes("clip_a_360p_reencoded.mp4")), &few);
+    let result = video_print(
+        Cursor::new(clip_bytes("clip_a_360p_reencoded.mp4")),
+        &few,
+        &Watch::none(),
+    );
     assert!(
         matches!(result, Err(FingerprintError::LimitExceeded(_))),
         "{result:?}"
@@ -192,7 +205,7 @@ fn truncated_file_gives_a_shorter_print() {
     let bytes = faststart(&clip_bytes("clip_a_360p_reencoded.mp4"));
     let whole = print_of("clip_a_360p_reencoded.mp4");
     let cut = Cursor::new(bytes[..bytes.len() / 2].to_vec());
-    let print = video_print(cut, &Limits::default()).expect("first half decodes");
+    let print = video_print(cut, &Limits::default(), &Watch::none()).expect("first half decodes");
     let count = print.frame_signatures.len();
     assert!((20..100).contains(&count), "{count} frames");
     // The last few frames before the cut may be missing or differ (their
@@ -204,7 +217,7 @@ fn truncated_file_gives_a_shorter_print() {
 
     let original = clip_bytes("clip_a_360p_reencoded.mp4");
     let headless = Cursor::new(original[..original.len() / 2].to_vec());
-    assert!(video_print(headless, &Limits::default()).is_err());
+    assert!(video_print(headless, &Limits::default(), &Watch::none()).is_err());
 }
 
 /// Corrupted media data, a corrupted header and random bytes give an error
@@ -231,10 +244,10 @@ fn corrupt_input_never_panics() {
                 *byte = (next() & 0xff) as u8;
             }
         }
-        let _ = video_print(Cursor::new(damaged), &Limits::default());
+        let _ = video_print(Cursor::new(damaged), &Limits::default(), &Watch::none());
     }
     let noise: Vec<u8> = (0..100_000).map(|_| (next() & 0xff) as u8).collect();
-    assert!(video_print(Cursor::new(noise), &Limits::default()).is_err());
+    assert!(video_print(Cursor::new(noise), &Limits::default(), &Watch::none()).is_err());
 }
 
 /// The Video-Code of an empty print is an error, not a panic.
