@@ -100,15 +100,239 @@ pub struct ServeArgs {
     #[arg(long, env = "PROVREG_SNAPSHOT_EVERY", default_value_t = 5000)]
     pub snapshot_every: u64,
 
-    /// Largest accepted upload, in bytes.
+    /// Bounds on what clients of the public listener may use.
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Bounds on the public listener, so that no client can crash, starve or
+/// exhaust the node. The defaults suit a small machine (2 cores, a few GiB);
+/// docs/ARCHITECTURE.md lists each with what a client sees when it is hit.
+/// The peer listener has none of them.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Limits")]
+pub struct LimitArgs {
+    /// Largest upload an operator may send, in bytes.
     #[arg(long, env = "PROVREG_MAX_UPLOAD_BYTES", default_value_t = 8 * 1024 * 1024 * 1024)]
     pub max_upload_bytes: u64,
+
+    /// Largest upload to the unauthenticated match endpoint, in bytes.
+    #[arg(long, env = "PROVREG_MAX_PUBLIC_UPLOAD_BYTES", default_value_t = 256 * 1024 * 1024)]
+    pub max_public_upload_bytes: u64,
+
+    /// Largest JSON request body, in bytes.
+    #[arg(long, env = "PROVREG_MAX_JSON_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub max_json_bytes: usize,
+
+    /// Most bytes before the first boundary of a multipart body.
+    #[arg(
+        long,
+        env = "PROVREG_MAX_MULTIPART_PREAMBLE_BYTES",
+        default_value_t = 1024
+    )]
+    pub max_multipart_preamble_bytes: usize,
+
+    /// Largest header block of one multipart part, in bytes.
+    #[arg(long, env = "PROVREG_MAX_PART_HEADER_BYTES", default_value_t = 8 * 1024)]
+    pub max_part_header_bytes: usize,
+
+    /// Most parts in one multipart body.
+    #[arg(long, env = "PROVREG_MAX_PARTS", default_value_t = 4)]
+    pub max_parts: usize,
+
+    /// Largest request head (request line and headers), in bytes.
+    #[arg(long, env = "PROVREG_MAX_HEADER_BYTES", default_value_t = 64 * 1024)]
+    pub max_header_bytes: usize,
+
+    /// Seconds a client has to send a complete request head, counted from
+    /// when the connection opens or finishes its previous answer: idle
+    /// keep-alive connections are closed after this too.
+    #[arg(long, env = "PROVREG_HEADER_READ_TIMEOUT", default_value_t = 10)]
+    pub header_read_timeout: u64,
+
+    /// Longest pause, in seconds, in a request body; also the grace before
+    /// --min-body-rate applies.
+    #[arg(long, env = "PROVREG_BODY_TIMEOUT", default_value_t = 10)]
+    pub body_timeout: u64,
+
+    /// Least average rate of a request body, in bytes per second, after the
+    /// first --body-timeout seconds.
+    #[arg(long, env = "PROVREG_MIN_BODY_RATE", default_value_t = 16 * 1024)]
+    pub min_body_rate: u64,
+
+    /// Seconds an answer may wait on a client that reads nothing before the
+    /// connection is closed.
+    #[arg(long, env = "PROVREG_IDLE_TIMEOUT", default_value_t = 30)]
+    pub idle_timeout: u64,
+
+    /// Most open connections on the public listener.
+    #[arg(long, env = "PROVREG_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+
+    /// Most open connections from one client address (IPv6: one /64).
+    #[arg(
+        long,
+        env = "PROVREG_MAX_CONNECTIONS_PER_ADDRESS",
+        default_value_t = 128
+    )]
+    pub max_connections_per_address: usize,
+
+    /// Most uploads received at once from operators.
+    #[arg(long, env = "PROVREG_MAX_UPLOADS", default_value_t = 64)]
+    pub max_uploads: usize,
+
+    /// Most uploads received at once on unauthenticated endpoints.
+    #[arg(long, env = "PROVREG_MAX_PUBLIC_UPLOADS", default_value_t = 4)]
+    pub max_public_uploads: usize,
+
+    /// Most files decoded for fingerprints at once, from operators.
+    #[arg(long, env = "PROVREG_MAX_DECODES", default_value_t = 2)]
+    pub max_decodes: usize,
+
+    /// Most files decoded at once for unauthenticated requests.
+    #[arg(long, env = "PROVREG_MAX_PUBLIC_DECODES", default_value_t = 1)]
+    pub max_public_decodes: usize,
+
+    /// Memory all decodes together may use, in MiB, as estimated from each
+    /// file's headers before it is decoded. A file estimated above it is
+    /// refused.
+    #[arg(long, env = "PROVREG_DECODE_BUDGET_MIB", default_value_t = 640)]
+    pub decode_budget_mib: u64,
+
+    /// Longest one file may take to decode for its fingerprints, in seconds.
+    #[arg(long, env = "PROVREG_MAX_DECODE_SECONDS", default_value_t = 120)]
+    pub max_decode_seconds: u64,
+
+    /// The same for unauthenticated requests.
+    #[arg(long, env = "PROVREG_MAX_PUBLIC_DECODE_SECONDS", default_value_t = 20)]
+    pub max_public_decode_seconds: u64,
+
+    /// Longest a request waits for an upload or decode slot before it is
+    /// answered 503, in seconds.
+    #[arg(long, env = "PROVREG_QUEUE_TIMEOUT", default_value_t = 10)]
+    pub queue_timeout: u64,
+
+    /// Disk all spooled uploads together may use, in MiB.
+    #[arg(long, env = "PROVREG_SPOOL_BUDGET_MIB", default_value_t = 4096)]
+    pub spool_budget_mib: u64,
+
+    /// Free disk, in MiB, below which no upload is spooled, so that the
+    /// database and the Raft log never run short.
+    #[arg(long, env = "PROVREG_MIN_FREE_DISK_MIB", default_value_t = 1024)]
+    pub min_free_disk_mib: u64,
+
+    /// Requests per second allowed to one client address without a valid
+    /// token (IPv6: one /64); 0 turns the limit off.
+    #[arg(long, env = "PROVREG_RATE_PER_ADDRESS", default_value_t = 100)]
+    pub rate_per_address: u32,
+
+    /// Requests per second allowed to one token; 0 turns the limit off.
+    #[arg(long, env = "PROVREG_RATE_PER_TOKEN", default_value_t = 10_000)]
+    pub rate_per_token: u32,
+
+    /// Requests a client may send at once above its rate, as a multiple of
+    /// one second's worth.
+    #[arg(long, env = "PROVREG_RATE_BURST_SECONDS", default_value_t = 2)]
+    pub rate_burst_seconds: u32,
+}
+
+impl LimitArgs {
+    /// Checks the bounds; an error names the flag at fault.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let positive = [
+            (
+                "--max-upload-bytes (PROVREG_MAX_UPLOAD_BYTES)",
+                self.max_upload_bytes,
+            ),
+            (
+                "--max-public-upload-bytes (PROVREG_MAX_PUBLIC_UPLOAD_BYTES)",
+                self.max_public_upload_bytes,
+            ),
+            (
+                "--max-json-bytes (PROVREG_MAX_JSON_BYTES)",
+                self.max_json_bytes as u64,
+            ),
+            (
+                "--max-part-header-bytes (PROVREG_MAX_PART_HEADER_BYTES)",
+                self.max_part_header_bytes as u64,
+            ),
+            ("--max-parts (PROVREG_MAX_PARTS)", self.max_parts as u64),
+            (
+                "--max-header-bytes (PROVREG_MAX_HEADER_BYTES)",
+                self.max_header_bytes as u64,
+            ),
+            (
+                "--header-read-timeout (PROVREG_HEADER_READ_TIMEOUT)",
+                self.header_read_timeout,
+            ),
+            ("--body-timeout (PROVREG_BODY_TIMEOUT)", self.body_timeout),
+            ("--idle-timeout (PROVREG_IDLE_TIMEOUT)", self.idle_timeout),
+            (
+                "--max-connections (PROVREG_MAX_CONNECTIONS)",
+                self.max_connections as u64,
+            ),
+            (
+                "--max-connections-per-address (PROVREG_MAX_CONNECTIONS_PER_ADDRESS)",
+                self.max_connections_per_address as u64,
+            ),
+            (
+                "--max-uploads (PROVREG_MAX_UPLOADS)",
+                self.max_uploads as u64,
+            ),
+            (
+                "--max-public-uploads (PROVREG_MAX_PUBLIC_UPLOADS)",
+                self.max_public_uploads as u64,
+            ),
+            (
+                "--max-decodes (PROVREG_MAX_DECODES)",
+                self.max_decodes as u64,
+            ),
+            (
+                "--max-public-decodes (PROVREG_MAX_PUBLIC_DECODES)",
+                self.max_public_decodes as u64,
+            ),
+            (
+                "--decode-budget-mib (PROVREG_DECODE_BUDGET_MIB)",
+                self.decode_budget_mib,
+            ),
+            (
+                "--max-decode-seconds (PROVREG_MAX_DECODE_SECONDS)",
+                self.max_decode_seconds,
+            ),
+            (
+                "--max-public-decode-seconds (PROVREG_MAX_PUBLIC_DECODE_SECONDS)",
+                self.max_public_decode_seconds,
+            ),
+            (
+                "--queue-timeout (PROVREG_QUEUE_TIMEOUT)",
+                self.queue_timeout,
+            ),
+            (
+                "--spool-budget-mib (PROVREG_SPOOL_BUDGET_MIB)",
+                self.spool_budget_mib,
+            ),
+        ];
+        if let Some((flag, _)) = positive.iter().find(|(_, value)| *value == 0) {
+            anyhow::bail!("{flag} must be 1 or more");
+        }
+        if self.max_header_bytes < 8192 {
+            anyhow::bail!("--max-header-bytes (PROVREG_MAX_HEADER_BYTES) must be 8192 or more");
+        }
+        if self.decode_budget_mib > u64::from(u32::MAX) {
+            anyhow::bail!("--decode-budget-mib (PROVREG_DECODE_BUDGET_MIB) is too large");
+        }
+        if self.rate_burst_seconds == 0 {
+            anyhow::bail!("--rate-burst-seconds (PROVREG_RATE_BURST_SECONDS) must be 1 or more");
+        }
+        Ok(())
+    }
 }
 
 impl ServeArgs {
     /// Checks the flags together; an error names the flag at fault.
     pub fn validate(&self) -> anyhow::Result<()> {
         use anyhow::bail;
+        self.limits.validate()?;
         if self.snapshot_every < 10 {
             bail!("--snapshot-every (PROVREG_SNAPSHOT_EVERY) must be 10 or more");
         }

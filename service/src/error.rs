@@ -43,6 +43,28 @@ pub enum ApiError {
     /// expired lease, a leadership transfer); clients retry after a pause.
     #[error("{0}")]
     Unavailable(String),
+    /// The client sent its request body too slowly or stopped sending it.
+    #[error("{0}")]
+    RequestTimeout(String),
+    /// The file cannot be processed within this node's bounds (it would
+    /// decode to more memory or take longer than allowed).
+    #[error("{0}")]
+    Unprocessable(String),
+    /// The node is at one of its capacity bounds; the client retries after
+    /// `retry_after` seconds.
+    #[error("{detail}")]
+    Busy {
+        /// Which bound, in words.
+        detail: String,
+        /// Seconds to wait before retrying.
+        retry_after: u64,
+    },
+    /// The client exceeded its request rate.
+    #[error("too many requests; retry after {retry_after} s")]
+    RateLimited {
+        /// Seconds until the next request is allowed.
+        retry_after: u64,
+    },
     /// Anything else; logged in full, reported generically.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -61,6 +83,10 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -77,6 +103,10 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => "urn:provreg:problem:unsupported-media-type",
             Self::Conflict(_) => "urn:provreg:problem:conflict",
             Self::Unavailable(_) => "urn:provreg:problem:unavailable",
+            Self::RequestTimeout(_) => "urn:provreg:problem:request-timeout",
+            Self::Unprocessable(_) => "urn:provreg:problem:unprocessable-media",
+            Self::Busy { .. } => "urn:provreg:problem:overloaded",
+            Self::RateLimited { .. } => "urn:provreg:problem:rate-limited",
             Self::Internal(_) => "urn:provreg:problem:internal",
         }
     }
@@ -123,9 +153,20 @@ impl IntoResponse for ApiError {
         if matches!(self, Self::Unauthorized) {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        if matches!(self, Self::Unavailable(_)) {
+        match &self {
             // Elections take one to two seconds.
-            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            Self::Unavailable(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            Self::Busy { retry_after, .. } | Self::RateLimited { retry_after } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+            }
+            Self::RequestTimeout(_) => {
+                // The body was cut off midway; the connection cannot carry
+                // another request.
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            _ => {}
         }
         response
     }

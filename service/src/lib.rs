@@ -6,6 +6,10 @@
 //! - `identity`: the signing key and operator token in the data dir.
 //! - `state`: [`AppState`], shared by handlers.
 //! - `routes`: one module per resource (`content`, `log`, `health`).
+//! - `connections`: the public listener's accept loop: connection caps and
+//!   timeouts. `body_timeout`: slow request bodies. `multipart`: bounds on
+//!   multipart framing. `limits`: upload and decode slots, decode memory,
+//!   spool space, request rates.
 //! - `upload`: streaming uploads to disk while hashing.
 //! - `register`: from upload to ledger receipt.
 //! - `batch`: registrations by hash alone, many per Raft entry.
@@ -20,12 +24,16 @@
 
 mod auth;
 mod batch;
+mod body_timeout;
 mod catch_panic;
 mod cluster;
 pub mod config;
+mod connections;
 mod error;
 mod identity;
+mod limits;
 mod matching;
+mod multipart;
 mod peer;
 mod propose;
 mod register;
@@ -36,10 +44,12 @@ pub mod verify;
 mod views;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use raft_store::{NodeConfig, RaftNode};
 use registry::Registry;
 use tokio::net::TcpListener;
@@ -49,32 +59,60 @@ pub use error::ApiError;
 pub use state::AppState;
 pub use views::{ContentView, LedgerReceipt, RegistrationReceipt};
 
-use crate::config::ServeArgs;
+use crate::body_timeout::BodyTiming;
+use crate::config::{LimitArgs, ServeArgs};
+use crate::connections::ConnectionLimits;
 use crate::identity::{ClusterRecord, Identity};
+use crate::limits::Gates;
 use crate::peer::Peers;
 use crate::propose::Proposer;
 
 /// The API with its state attached.
-pub fn router(state: AppState) -> Router {
+pub fn router(state: AppState, body_timing: BodyTiming, max_json_bytes: usize) -> Router {
     let routes = routes::router()
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
     // Inside the trace layer, so a panic's 500 is traced like any answer.
     catch_panic::catch_panics(routes)
+        // Upload routes lift this for their streamed bodies.
+        .layer(DefaultBodyLimit::max(max_json_bytes))
+        .layer(axum::middleware::from_fn(move |request, next| {
+            body_timeout::time_bodies(body_timing, request, next)
+        }))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::limit_rate,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
 
-/// Serves `router(state)` on `listener` until `shutdown` resolves.
+/// Serves the API on `listener` within `limits` until `shutdown` resolves.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
+    limits: &LimitArgs,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("serving HTTP")
+    let body_timing = BodyTiming {
+        timeout: Duration::from_secs(limits.body_timeout),
+        min_rate: limits.min_body_rate,
+    };
+    let connection_limits = ConnectionLimits {
+        max_connections: limits.max_connections,
+        max_connections_per_ip: limits.max_connections_per_address,
+        header_read_timeout: Duration::from_secs(limits.header_read_timeout),
+        idle_timeout: Duration::from_secs(limits.idle_timeout),
+        max_header_bytes: limits.max_header_bytes,
+    };
+    connections::serve(
+        listener,
+        router(state, body_timing, limits.max_json_bytes),
+        connection_limits,
+        shutdown,
+    )
+    .await
+    .context("serving HTTP")
 }
 
 /// Starts a node as configured and serves until `shutdown` resolves.
@@ -170,8 +208,8 @@ pub async fn run(
         proposer: Proposer::start(node.clone(), registry.clone()),
         peers: peers.clone(),
         operator_token_digest: identity.operator_token_digest,
+        gates: Arc::new(Gates::new(&args.limits, upload_dir.clone())),
         upload_dir,
-        max_upload_bytes: args.max_upload_bytes,
         limits: media_fingerprint::Limits::default(),
     };
     if formed {
@@ -222,14 +260,16 @@ pub async fn run(
         }
         None => None,
     };
-    let duties = tokio::spawn(leader_duties(state.clone(), stop_rx));
+    let duties = tokio::spawn(leader_duties(state.clone(), stop_rx.clone()));
+    let sweeper = tokio::spawn(forget_idle_clients(state.gates.clone(), stop_rx));
     tracing::info!(%addr, data_dir = %args.data_dir.display(), "Listening.");
-    serve(listener, state, shutdown).await?;
+    serve(listener, state, &args.limits, shutdown).await?;
     let _ = stop_tx.send(true);
     if let Some(task) = peer_task {
         task.await?.context("serving the peer listener")?;
     }
     duties.abort();
+    sweeper.abort();
 
     node.shutdown().await?;
     registry.close().await;
@@ -287,6 +327,16 @@ fn settle_cluster(
     record.save(&args.data_dir)?;
     tracing::info!(cluster.id = %record.cluster_id, origin = %record.origin, "Recorded the cluster's identity.");
     Ok(Some(record))
+}
+
+/// Every minute, drops the rate limiters' memory of clients gone quiet.
+async fn forget_idle_clients(gates: Arc<Gates>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(60)) => gates.forget_idle_clients(),
+            _ = stop.wait_for(|stop| *stop) => return,
+        }
+    }
 }
 
 /// What a leader keeps doing: finishing any voter change a previous leader

@@ -16,6 +16,7 @@ use registry::{CodeKind, Prints};
 use serde::Serialize;
 
 use crate::error::ApiResult;
+use crate::limits::Caller;
 use crate::register::fingerprint;
 use crate::state::AppState;
 use crate::upload::Received;
@@ -67,10 +68,14 @@ struct Candidate {
 }
 
 /// Finds registered content matching the upload.
-pub async fn find_matches(state: &AppState, upload: Received) -> ApiResult<MatchResponse> {
+pub async fn find_matches(
+    state: &AppState,
+    upload: Received,
+    caller: Caller,
+) -> ApiResult<MatchResponse> {
     let sha256 = hex::encode(upload.exact.sha256);
     let sniffed = media_fingerprint::sniff(&upload.head, upload.declared_type.as_deref());
-    let fingerprint = fingerprint(state, &upload, &sniffed).await?;
+    let fingerprint = fingerprint(state, &upload, &sniffed, caller).await?;
     let mut found: HashMap<String, Candidate> = HashMap::new();
 
     if let Some(content) = crate::views::content_by_sha256(&state.registry, &sha256).await? {

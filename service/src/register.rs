@@ -11,6 +11,7 @@ use registry::{
 };
 
 use crate::error::{ApiError, ApiResult};
+use crate::limits::Caller;
 use crate::propose::{MakeLeaf, Refused};
 use crate::state::AppState;
 use crate::upload::{Body, Received};
@@ -34,7 +35,7 @@ pub async fn register(state: &AppState, upload: Received) -> ApiResult<Registrat
     // is never proposed; apply checks again against the log.
     require_parents(state, &upload.metadata.derived_from).await?;
     let sniffed = media_fingerprint::sniff(&upload.head, upload.declared_type.as_deref());
-    let fingerprint = fingerprint(state, &upload, &sniffed).await?;
+    let fingerprint = fingerprint(state, &upload, &sniffed, Caller::Operator).await?;
 
     let prints = Prints {
         audio: fingerprint.audio.clone(),
@@ -286,31 +287,77 @@ fn iscc_codes(upload: &Received, fingerprint: &ContentFingerprint) -> ApiResult<
     })
 }
 
+/// Fingerprints an upload within `caller`'s bounds: the decode waits for
+/// a slot and for its memory, estimated from the file's headers, in the
+/// node's decode budget; it stops at the time bound, and as soon as the
+/// client goes away (the request future is then dropped, which cancels it).
 pub(crate) async fn fingerprint(
     state: &AppState,
     upload: &Received,
     sniffed: &Sniffed,
+    caller: Caller,
 ) -> ApiResult<ContentFingerprint> {
     let sniffed = sniffed.clone();
-    let limits = state.limits.clone();
-    let reader: Box<dyn Reader> = match &upload.body {
-        Body::Memory(bytes) => Box::new(Cursor::new(bytes.clone())),
-        Body::File(file) => Box::new(BufReader::new(file.reopen().map_err(|e| {
-            ApiError::Internal(anyhow::Error::new(e).context("reopening the spooled upload"))
-        })?)),
+    let mut limits = state.limits.clone();
+    limits.max_decode_time = Some(state.gates.decode_time(caller));
+    // Its own flag: the one in the shared limits is every request's.
+    limits.cancel = media_fingerprint::Cancel::new();
+    let cancel = CancelOnDrop(limits.cancel.clone());
+    let open = || -> ApiResult<Box<dyn Reader>> {
+        Ok(match &upload.body {
+            Body::Memory(bytes) => Box::new(Cursor::new(bytes.clone())),
+            Body::File { file, .. } => Box::new(BufReader::new(file.reopen().map_err(|e| {
+                ApiError::Internal(anyhow::Error::new(e).context("reopening the spooled upload"))
+            })?)),
+        })
     };
     if sniffed.kind == MediaKind::Other {
         // Nothing to decode: only the exact hashes, computed already.
-        return Ok(media_fingerprint::content_fingerprint(
-            reader, &sniffed, &limits,
-        ));
+        return media_fingerprint::content_fingerprint(open()?, &sniffed, &limits).map_err(stopped);
     }
-    // Decoding is CPU-bound; keep it off the async workers.
-    tokio::task::spawn_blocking(move || {
+    let headers = open()?;
+    let cost = {
+        let (sniffed, limits) = (sniffed.clone(), limits.clone());
+        // Reading headers touches the disk; keep it off the async workers.
+        tokio::task::spawn_blocking(move || {
+            media_fingerprint::decode_cost(headers, &sniffed, &limits)
+        })
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("estimating a decode")))?
+    };
+    let cost = match cost {
+        Ok(cost) => cost.peak_bytes,
+        // Headers the estimate cannot read: the decoder will refuse them
+        // too, cheaply, and say why in `missing`; it gets a small share.
+        Err(_) => 16 << 20,
+    };
+    let permit = state.gates.decode(caller, cost).await?;
+    let reader = open()?;
+    // Decoding is CPU-bound; keep it off the async workers. The permit
+    // stays with the decode until it really stops.
+    let done = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         media_fingerprint::content_fingerprint(reader, &sniffed, &limits)
     })
     .await
-    .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("fingerprinting panicked")))
+    .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("fingerprinting panicked")))?;
+    drop(cancel);
+    done.map_err(stopped)
+}
+
+/// A decode that stopped before its end: too slow for the bound, or its
+/// client went away (then nobody reads the answer).
+fn stopped(e: media_fingerprint::FingerprintError) -> ApiError {
+    ApiError::Unprocessable(e.to_string())
+}
+
+/// Cancels a decode when the request that started it is dropped.
+struct CancelOnDrop(media_fingerprint::Cancel);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
 }
 
 /// What fingerprinting reads an upload through.

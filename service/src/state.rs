@@ -8,6 +8,7 @@ use registry::Registry;
 use registry::checkpoint::LogSigner;
 
 use crate::error::{ApiError, ApiResult};
+use crate::limits::Gates;
 use crate::peer::Peers;
 use crate::propose::Proposer;
 
@@ -26,8 +27,8 @@ pub struct AppState {
     pub operator_token_digest: [u8; 32],
     /// Where uploads are spooled while they are hashed.
     pub upload_dir: PathBuf,
-    /// Largest accepted upload.
-    pub max_upload_bytes: u64,
+    /// Upload and decode slots, decode memory, spool space and rates.
+    pub gates: Arc<Gates>,
     /// Decoding limits for fingerprinting.
     pub limits: media_fingerprint::Limits,
 }

@@ -11,7 +11,7 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::time::Duration;
 
-use axum::extract::{FromRequest, Multipart, Request};
+use axum::extract::Request;
 use axum::http::header::{CONTENT_TYPE, EXPECT};
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -21,7 +21,10 @@ use tempfile::NamedTempFile;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::body_timeout::BodyTimeout;
 use crate::error::{ApiError, ApiResult};
+use crate::limits::{Caller, SpoolBudget, SpoolLease};
+use crate::multipart::{FramingError, Guarded};
 use crate::state::AppState;
 
 /// How many leading bytes are kept for sniffing the media type.
@@ -36,8 +39,14 @@ const IN_MEMORY_BYTES: usize = 64 * 1024;
 pub enum Body {
     /// A small body, whole.
     Memory(Bytes),
-    /// The spooled file; deleted when dropped.
-    File(NamedTempFile),
+    /// The spooled file, deleted when dropped, and the spool space it
+    /// holds until then.
+    File {
+        /// The file.
+        file: NamedTempFile,
+        /// Given back when dropped, with the file.
+        _lease: SpoolLease,
+    },
 }
 
 /// A fully received upload.
@@ -86,8 +95,19 @@ pub async fn discard(request: Request) {
     .await;
 }
 
-/// Reads the request body in whichever form it came.
-pub async fn receive(state: &AppState, request: Request) -> ApiResult<Received> {
+/// Reads the request body in whichever form it came, within the bounds
+/// for `caller`.
+pub async fn receive(state: &AppState, request: Request, caller: Caller) -> ApiResult<Received> {
+    let _slot = match state.gates.upload(caller).await {
+        Ok(slot) => slot,
+        Err(busy) => {
+            // Read (boundedly) what the client is sending, so that it sees
+            // the answer rather than a reset.
+            discard(request).await;
+            return Err(busy);
+        }
+    };
+    let limit = state.gates.max_upload_bytes(caller);
     let content_type = request
         .headers()
         .get(CONTENT_TYPE)
@@ -95,21 +115,23 @@ pub async fn receive(state: &AppState, request: Request) -> ApiResult<Received> 
         .map(str::to_owned);
     match content_type {
         Some(ct) if ct.to_ascii_lowercase().starts_with("multipart/form-data") => {
-            let multipart = Multipart::from_request(request, state)
-                .await
+            let boundary = multer::parse_boundary(&ct)
                 .map_err(|e| ApiError::BadRequest(format!("malformed multipart body: {e}")))?;
-            receive_multipart(state, multipart).await
+            let body = Guarded::new(
+                request.into_body().into_data_stream(),
+                &boundary,
+                state.gates.multipart(caller),
+            );
+            receive_multipart(state, multer::Multipart::new(body, boundary), limit).await
         }
         Some(ct) if ct.to_ascii_lowercase().starts_with("multipart/") => Err(
             ApiError::UnsupportedMediaType("multipart uploads must be multipart/form-data".into()),
         ),
         declared => {
-            let mut sink = Spool::start(&state.upload_dir, state.max_upload_bytes);
+            let mut sink = Spool::start(state, limit);
             let mut body = request.into_body().into_data_stream();
             while let Some(chunk) = body.next().await {
-                let chunk = chunk
-                    .map_err(|e| ApiError::BadRequest(format!("reading the upload failed: {e}")))?;
-                sink = sink.push(chunk).await?;
+                sink = sink.push(chunk.map_err(body_error)?).await?;
             }
             let (body, exact, head) = sink.finish().await?;
             Ok(Received {
@@ -123,21 +145,42 @@ pub async fn receive(state: &AppState, request: Request) -> ApiResult<Received> 
     }
 }
 
-async fn receive_multipart(state: &AppState, mut multipart: Multipart) -> ApiResult<Received> {
-    let bad = |e: axum::extract::multipart::MultipartError| {
-        ApiError::BadRequest(format!("malformed multipart body: {e}"))
-    };
+/// What a client is told when its body could not be read.
+fn body_error(e: axum::Error) -> ApiError {
+    match BodyTimeout::find(&e) {
+        Some(timeout) => ApiError::RequestTimeout(timeout.to_string()),
+        None => ApiError::BadRequest(format!("reading the upload failed: {e}")),
+    }
+}
+
+/// What a client is told when its multipart body could not be parsed.
+fn multipart_error(e: multer::Error) -> ApiError {
+    if let Some(timeout) = BodyTimeout::find(&e) {
+        return ApiError::RequestTimeout(timeout.to_string());
+    }
+    match FramingError::find(&e) {
+        Some(FramingError::TooLarge(limit)) => ApiError::TooLarge { limit },
+        Some(framing) => ApiError::BadRequest(format!("malformed multipart body: {framing}")),
+        None => ApiError::BadRequest(format!("malformed multipart body: {e}")),
+    }
+}
+
+async fn receive_multipart(
+    state: &AppState,
+    mut multipart: multer::Multipart<'static>,
+    limit: u64,
+) -> ApiResult<Received> {
     let mut file = None;
     let mut metadata = None;
-    while let Some(mut field) = multipart.next_field().await.map_err(bad)? {
+    while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
         match field.name() {
             Some("file") => {
                 if file.is_some() {
                     return Err(ApiError::BadRequest("more than one `file` part".into()));
                 }
-                let declared = field.content_type().map(str::to_owned);
-                let mut sink = Spool::start(&state.upload_dir, state.max_upload_bytes);
-                while let Some(chunk) = field.chunk().await.map_err(bad)? {
+                let declared = field.content_type().map(|m| m.to_string());
+                let mut sink = Spool::start(state, limit);
+                while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
                     sink = sink.push(chunk).await?;
                 }
                 file = Some((sink.finish().await?, declared));
@@ -147,7 +190,7 @@ async fn receive_multipart(state: &AppState, mut multipart: Multipart) -> ApiRes
                     return Err(ApiError::BadRequest("more than one `metadata` part".into()));
                 }
                 let mut text = Vec::new();
-                while let Some(chunk) = field.chunk().await.map_err(bad)? {
+                while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
                     if text.len() + chunk.len() > MAX_METADATA_BYTES {
                         return Err(ApiError::BadRequest(format!(
                             "the metadata part exceeds {MAX_METADATA_BYTES} bytes"
@@ -186,6 +229,7 @@ type Written = (NamedTempFile, ExactHashes, Vec<u8>);
 /// than a few chunks in memory.
 struct Spool {
     dir: std::path::PathBuf,
+    budget: std::sync::Arc<SpoolBudget>,
     state: SpoolState,
     received: u64,
     limit: u64,
@@ -196,20 +240,22 @@ enum SpoolState {
     Writing {
         tx: mpsc::Sender<Bytes>,
         task: JoinHandle<io::Result<Written>>,
+        lease: SpoolLease,
     },
 }
 
 impl Spool {
-    fn start(dir: &Path, limit: u64) -> Self {
+    fn start(state: &AppState, limit: u64) -> Self {
         Self {
-            dir: dir.to_owned(),
+            dir: state.upload_dir.clone(),
+            budget: state.gates.spool(),
             state: SpoolState::Memory(Vec::new()),
             received: 0,
             limit,
         }
     }
 
-    fn writer(dir: &Path) -> ApiResult<SpoolState> {
+    fn writer(dir: &Path, lease: SpoolLease) -> ApiResult<SpoolState> {
         let mut file = NamedTempFile::new_in(dir).map_err(|e| {
             ApiError::Internal(anyhow::Error::new(e).context("creating the upload spool file"))
         })?;
@@ -231,7 +277,7 @@ impl Spool {
             let exact = hasher.finish().map_err(io::Error::other)?;
             Ok((file, exact, head))
         });
-        Ok(SpoolState::Writing { tx, task })
+        Ok(SpoolState::Writing { tx, task, lease })
     }
 
     async fn push(mut self, chunk: Bytes) -> ApiResult<Self> {
@@ -247,10 +293,15 @@ impl Spool {
             SpoolState::Memory(chunks) => {
                 let mut held = std::mem::take(chunks);
                 held.push(chunk);
-                self.state = Self::writer(&self.dir)?;
+                let mut lease = self.budget.lease();
+                lease.cover(self.received)?;
+                self.state = Self::writer(&self.dir, lease)?;
                 held
             }
-            SpoolState::Writing { .. } => vec![chunk],
+            SpoolState::Writing { lease, .. } => {
+                lease.cover(self.received)?;
+                vec![chunk]
+            }
         };
         let SpoolState::Writing { tx, .. } = &self.state else {
             return Err(ApiError::Internal(anyhow::anyhow!(
@@ -282,7 +333,7 @@ impl Spool {
                 let head = bytes[..bytes.len().min(HEAD_BYTES)].to_vec();
                 (Body::Memory(bytes), exact, head)
             }
-            SpoolState::Writing { tx, task } => {
+            SpoolState::Writing { tx, task, lease } => {
                 drop(tx);
                 let (file, exact, head) = task
                     .await
@@ -294,7 +345,14 @@ impl Spool {
                     .map_err(|e| {
                         ApiError::Internal(anyhow::Error::new(e).context("spooling the upload"))
                     })?;
-                (Body::File(file), exact, head)
+                (
+                    Body::File {
+                        file,
+                        _lease: lease,
+                    },
+                    exact,
+                    head,
+                )
             }
         };
         if exact.size == 0 {

@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use crate::auth::Operator;
 use crate::error::{ApiError, ApiResult};
+use crate::limits::Caller;
 use crate::matching::{self, MatchResponse};
 use crate::state::AppState;
 use crate::views::{self, RegistrationReceipt};
@@ -30,11 +31,9 @@ pub(super) fn router() -> Router<AppState> {
             "/v1/content/match",
             post(match_content).layer(DefaultBodyLimit::disable()),
         )
-        .route(
-            "/v1/content/batch",
-            // 1,000 items with metadata fit well within 16 MiB.
-            post(post_content_batch).layer(DefaultBodyLimit::max(16 * 1024 * 1024)),
-        )
+        // Bounded by --max-json-bytes; 1,000 items with metadata fit well
+        // within the default 16 MiB.
+        .route("/v1/content/batch", post(post_content_batch))
         .route("/v1/content/{content_id}", get(get_content))
 }
 
@@ -48,7 +47,7 @@ async fn post_content(
         upload::discard(request).await;
         return Err(unauthorized);
     }
-    let received = upload::receive(&state, request).await?;
+    let received = upload::receive(&state, request, Caller::Operator).await?;
     let receipt = register::register(&state, received).await?;
     Ok((StatusCode::CREATED, Json(receipt)))
 }
@@ -68,10 +67,18 @@ async fn post_content_batch(
 /// best first. Same upload forms as `post_content`; nothing is stored.
 async fn match_content(
     State(state): State<AppState>,
+    operator: Result<Operator, ApiError>,
     request: Request,
 ) -> ApiResult<Json<MatchResponse>> {
-    let received = upload::receive(&state, request).await?;
-    Ok(Json(matching::find_matches(&state, received).await?))
+    // Open to anyone, but strangers draw on the smaller pools.
+    let caller = match operator {
+        Ok(Operator) => Caller::Operator,
+        Err(_) => Caller::Public,
+    };
+    let received = upload::receive(&state, request, caller).await?;
+    Ok(Json(
+        matching::find_matches(&state, received, caller).await?,
+    ))
 }
 
 /// How fresh a lookup of the latest state must be.

@@ -11,6 +11,7 @@ mod durability;
 mod errors;
 mod faults;
 mod hostile;
+mod limits;
 mod matching;
 mod openapi;
 mod snapshots;
