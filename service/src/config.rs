@@ -227,7 +227,7 @@ pub struct LimitArgs {
     pub rate_per_address: u32,
 
     /// Requests per second allowed to one token; 0 turns the limit off.
-    #[arg(long, env = "PROVREG_RATE_PER_TOKEN", default_value_t = 10_000)]
+    #[arg(long, env = "PROVREG_RATE_PER_TOKEN", default_value_t = 50_000)]
     pub rate_per_token: u32,
 
     /// Requests a client may send at once above its rate, as a multiple of

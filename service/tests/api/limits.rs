@@ -665,3 +665,40 @@ async fn a_file_over_the_decode_budget_is_refused_before_decoding() {
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_still_serving(&app).await;
 }
+
+/// A client that sends requests but never reads the answers gives its
+/// connection back after the idle timeout: the node's writes to it fail
+/// instead of waiting forever.
+#[tokio::test]
+async fn a_client_that_reads_nothing_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start_with(
+        dir.path(),
+        &["--idle-timeout", "1", "--header-read-timeout", "60"],
+    )
+    .await;
+    let addr: SocketAddr = app.base.trim_start_matches("http://").parse().unwrap();
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    let (mut read, mut write) = stream.into_split();
+    // Pipelined: far more answers than the socket buffers on both sides
+    // hold, so the node's writes stall while the client reads nothing.
+    const REQUESTS: usize = 40_000;
+    let writer = tokio::spawn(async move {
+        let request = b"GET /v1/health HTTP/1.1\r\nhost: x\r\n\r\n";
+        for _ in 0..REQUESTS {
+            if write.write_all(request).await.is_err() {
+                break;
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let answers = read_to_close(&mut read, Duration::from_secs(10))
+        .await
+        .expect("the node closed the stalled connection");
+    let answered = answers.matches("HTTP/1.1 200").count();
+    assert!(answered < REQUESTS, "all {answered} answers were written");
+    writer.abort();
+    assert_still_serving(&app).await;
+}
