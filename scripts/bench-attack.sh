@@ -289,7 +289,10 @@ for spec in $attacks; do
     source="${rest%%=*}"
     conns=()
     [ "$rest" != "$source" ] && conns=(--connections "${rest#*=}")
-    python3 "$attacker" --target "127.0.0.1:$port" --source "$source" --duration "$attack_s" \
+    # At the lowest priority: the attackers stand for other machines, so
+    # their own CPU must not be taken from the node and its honest
+    # clients, only what the node spends on them.
+    nice -n 19 python3 "$attacker" --target "127.0.0.1:$port" --source "$source" --duration "$attack_s" \
         --cache-dir "$work/bombs" "$name" "${conns[@]}" \
         > "$work/attack-$name-$source.json" 2> "$work/attack-$name-$source.err" &
     attacker_pids+=($!)

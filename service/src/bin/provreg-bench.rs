@@ -176,11 +176,21 @@ impl Mode {
 struct Node {
     /// Base URL without a trailing slash, e.g. `http://127.0.0.1:8081`.
     base: String,
-    /// The `Authorization: Bearer` token for writes, if the target needs one.
+    /// The `Authorization: Bearer` token, if the target needs one. Reads
+    /// carry it too, so that they count against the token's rate limit,
+    /// not the far smaller one of an address without a token.
     token: Option<String>,
 }
 
 impl Node {
+    /// `request` with this node's token, if it has one.
+    fn authorize(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
     /// Parses `URL` or `URL=TOKEN`.
     fn parse(spec: &str) -> Result<Node, String> {
         let (url, token) = match spec.split_once('=') {
@@ -262,15 +272,12 @@ impl Driver {
                 self.write_batch(node, client, seq, keep_ids).await
             }
             (Target::Provreg, Op::Write) => {
-                let mut request = self
+                let request = self
                     .http
                     .post(format!("{}/v1/content", node.base))
                     .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
                     .body(self.body(client, seq));
-                if let Some(token) = &node.token {
-                    request = request.bearer_auth(token);
-                }
-                let body = send(request).await?;
+                let body = send(node.authorize(request)).await?;
                 let ids = if keep_ids {
                     let receipt: Value =
                         serde_json::from_slice(&body).map_err(|_| "malformed answer".to_owned())?;
@@ -283,7 +290,7 @@ impl Driver {
             (Target::Provreg, Op::Proof) => {
                 let query = read_id.ok_or_else(|| "no receipt to prove".to_owned())?;
                 let url = format!("{}/v1/log/proof/inclusion?{query}", node.base);
-                send(self.http.get(url)).await?;
+                send(node.authorize(self.http.get(url))).await?;
                 Ok(Done {
                     items: 1,
                     ids: Vec::new(),
@@ -291,7 +298,8 @@ impl Driver {
             }
             (Target::Provreg, Op::Read) => {
                 let id = read_id.ok_or_else(|| "no id to read".to_owned())?;
-                send(self.http.get(format!("{}/v1/content/{id}", node.base))).await?;
+                send(node.authorize(self.http.get(format!("{}/v1/content/{id}", node.base))))
+                    .await?;
                 Ok(Done {
                     items: 1,
                     ids: Vec::new(),
@@ -348,14 +356,11 @@ impl Driver {
                 json!({ "sha256": sha256, "size": body.len() })
             })
             .collect();
-        let mut request = self
+        let request = self
             .http
             .post(format!("{}/v1/content/batch", node.base))
             .json(&items);
-        if let Some(token) = &node.token {
-            request = request.bearer_auth(token);
-        }
-        let body = send(request).await?;
+        let body = send(node.authorize(request)).await?;
         let answer: Value =
             serde_json::from_slice(&body).map_err(|_| "malformed answer".to_owned())?;
         let results = answer
