@@ -702,3 +702,45 @@ async fn a_client_that_reads_nothing_is_dropped() {
     writer.abort();
     assert_still_serving(&app).await;
 }
+
+/// An upload whose client goes away midway gives back its slot and its
+/// spool space at once, and its spool file is removed.
+#[tokio::test]
+async fn an_upload_abandoned_midway_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start(dir.path()).await;
+    let mut stream = connect_from(&app, "127.0.0.10").await;
+    let head = format!(
+        "POST /v1/content HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {}\r\ncontent-type: application/octet-stream\r\ncontent-length: {}\r\n\r\n",
+        app.token,
+        64 << 20
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let chunk = vec![9u8; 1 << 20];
+    for _ in 0..16 {
+        stream.write_all(&chunk).await.unwrap();
+    }
+    crate::support::eventually(Duration::from_secs(10), "the upload spools", || async {
+        let load = load(&app).await;
+        load["uploads"] == 1 && load["spool_bytes"].as_u64().unwrap() >= 8 << 20
+    })
+    .await;
+    drop(stream);
+    crate::support::eventually(Duration::from_secs(5), "the upload is dropped", || async {
+        let load = load(&app).await;
+        load["uploads"] == 0 && load["spool_bytes"] == 0
+    })
+    .await;
+    crate::support::eventually(
+        Duration::from_secs(5),
+        "the spool file is removed",
+        || async {
+            std::fs::read_dir(dir.path().join("uploads"))
+                .unwrap()
+                .count()
+                == 0
+        },
+    )
+    .await;
+    assert_still_serving(&app).await;
+}
