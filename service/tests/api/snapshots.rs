@@ -1,7 +1,6 @@
 //! Nodes that are too far behind for the Raft log catch up from a
 //! snapshot streamed in chunks.
 
-use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -9,12 +8,7 @@ use serde_json::json;
 use crate::support::TestApp;
 
 fn peer_url() -> String {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    format!("http://127.0.0.1:{port}")
+    format!("http://{}", crate::support::peer_listen_address())
 }
 
 fn peer_flags(id: u64, peer: &str, secret: &std::path::Path) -> Vec<String> {

@@ -217,14 +217,32 @@ pub fn verify_receipt(receipt: &Value, key: &str) {
     assert_eq!(leaf["sha256"], receipt["sha256"]);
 }
 
-/// A port free now on loopback, for a node's peer listener: peers must be
-/// told its URL before it starts.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
+/// A loopback address of its own (in 127.1.0.0 to 127.254.255.254), for a
+/// node's peer listener. Client connections all leave from 127.0.0.1, so
+/// their ephemeral ports can never take the listener's port between the
+/// test choosing it and the node binding it, or binding it again after a
+/// restart.
+fn own_loopback() -> String {
+    use std::hash::{BuildHasher, RandomState};
+    let n = RandomState::new().hash_one(std::process::id());
+    format!(
+        "127.{}.{}.{}",
+        1 + n % 254,
+        (n >> 8) % 256,
+        1 + (n >> 16) % 254
+    )
+}
+
+/// A free `ip:port` for a node's `--peer-listen`, on a loopback address of
+/// its own.
+pub fn peer_listen_address() -> String {
+    let ip = own_loopback();
+    let port = TcpListener::bind((ip.as_str(), 0))
         .unwrap()
         .local_addr()
         .unwrap()
-        .port()
+        .port();
+    format!("{ip}:{port}")
 }
 
 /// One cluster node's data dir and peer addresses.
@@ -243,7 +261,7 @@ pub struct NodeDir {
 impl NodeDir {
     /// A node whose peers reach its peer listener directly.
     pub fn new(id: u64) -> Self {
-        let listen = format!("127.0.0.1:{}", free_port());
+        let listen = peer_listen_address();
         Self {
             id,
             dir: tempfile::tempdir().unwrap(),
