@@ -744,3 +744,62 @@ async fn an_upload_abandoned_midway_leaves_nothing_behind() {
     .await;
     assert_still_serving(&app).await;
 }
+
+/// The public listener's bounds are not the peer listener's: with the rate
+/// limit per address at one request a second on both nodes, far below
+/// Raft's heartbeats (ten a second, all from 127.0.0.1), a learner is
+/// still added, catches up and follows every write.
+#[tokio::test]
+async fn peer_traffic_is_not_held_to_public_limits() {
+    use crate::support::{NodeDir, distinct_file, write_secret};
+
+    let secrets = tempfile::tempdir().unwrap();
+    let secret = write_secret(secrets.path(), "secret", "correct horse battery staple 42");
+    let nodes: Vec<NodeDir> = (1..=2).map(NodeDir::new).collect();
+    let mut apps = Vec::new();
+    for (node, join) in nodes.iter().zip([false, true]) {
+        let mut flags = node.flags(&secret, join);
+        flags.extend(["--rate-per-address", "1", "--rate-burst-seconds", "1"].map(String::from));
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        apps.push(TestApp::start_with(node.dir.path(), &flags).await);
+    }
+    let (n1, n2) = (&apps[0], &apps[1]);
+    let (status, body) = n1
+        .post_json(
+            "/v1/cluster/learners",
+            &serde_json::json!({"node_id": 2, "address": nodes[1].peer}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    for seed in 0..20 {
+        let resp = n1
+            .upload_raw(distinct_file(7_000 + seed), "application/octet-stream")
+            .await;
+        assert_eq!(resp.status(), 201);
+    }
+    // With the token, so that the checks are not held to the address's rate.
+    let tree_size = |app: &TestApp| {
+        let request = app
+            .client
+            .get(app.url("/v1/health"))
+            .bearer_auth(&app.token);
+        async move {
+            let health: Value = request.send().await.unwrap().json().await.unwrap();
+            health["last_applied_index"].as_u64().unwrap_or(0)
+        }
+    };
+    let leader_applied = tree_size(n1).await;
+    crate::support::eventually(
+        Duration::from_secs(10),
+        "the learner catches up",
+        || async { tree_size(n2).await >= leader_applied },
+    )
+    .await;
+    // And the address's own limit still holds on the public listener.
+    let mut limited = false;
+    for _ in 0..5 {
+        let resp = n2.client.get(n2.url("/v1/health")).send().await.unwrap();
+        limited |= resp.status() == 429;
+    }
+    assert!(limited, "the public listener did not limit the address");
+}
