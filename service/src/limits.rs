@@ -141,6 +141,11 @@ impl Gates {
         }
     }
 
+    /// The largest JSON request body.
+    pub fn max_json_bytes(&self) -> u64 {
+        self.args.max_json_bytes as u64
+    }
+
     /// Multipart framing bounds for an upload of `caller`.
     pub fn multipart(&self, caller: Caller) -> crate::multipart::MultipartLimits {
         crate::multipart::MultipartLimits {

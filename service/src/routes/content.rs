@@ -1,7 +1,7 @@
 //! `/v1/content`: registering and looking up files.
 
 use axum::body::Bytes;
-use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderName, StatusCode};
 use axum::response::IntoResponse;
@@ -57,8 +57,14 @@ async fn post_content(
 async fn post_content_batch(
     State(state): State<AppState>,
     _operator: Operator,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<batch::BatchResponse>> {
+    let body = body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge {
+            limit: state.gates.max_json_bytes(),
+        },
+        _ => ApiError::BadRequest(format!("reading the request body failed: {rejection}")),
+    })?;
     let items = batch::parse_items(&body)?;
     Ok(Json(batch::register_batch(&state, items).await?))
 }

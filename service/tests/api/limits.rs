@@ -803,3 +803,41 @@ async fn peer_traffic_is_not_held_to_public_limits() {
     }
     assert!(limited, "the public listener did not limit the address");
 }
+
+/// JSON bodies are bounded by `--max-json-bytes`: a larger one is a 413,
+/// and one within it is read.
+#[tokio::test]
+async fn json_bodies_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start_with(dir.path(), &["--max-json-bytes", "4096"]).await;
+    let item = |i: u32| {
+        serde_json::json!({
+            "sha256": format!("{:064x}", 0xabc0_0000u64 + u64::from(i)),
+            "size": 100,
+        })
+    };
+    let big: Vec<Value> = (0..100).map(item).collect();
+    assert!(serde_json::to_vec(&big).unwrap().len() > 4096);
+    let resp = app
+        .client
+        .post(app.url("/v1/content/batch"))
+        .bearer_auth(&app.token)
+        .json(&big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+    let problem: Value = resp.json().await.unwrap();
+    assert_eq!(problem["type"], "urn:provreg:problem:upload-too-large");
+    assert!(problem["detail"].as_str().unwrap().contains("4096 bytes"));
+    let small: Vec<Value> = (0..5).map(item).collect();
+    let resp = app
+        .client
+        .post(app.url("/v1/content/batch"))
+        .bearer_auth(&app.token)
+        .json(&small)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}
