@@ -439,82 +439,10 @@ async fn strangers_cannot_take_the_operators_upload_slots() {
     drop(slow);
 }
 
-/// A FLAC of `seconds` of 44.1 kHz 16-bit stereo silence: every frame is
-/// two CONSTANT subframes, so three hours take under 2 MB and decode to
-/// 950 million samples.
-fn silent_flac(seconds: u64) -> Vec<u8> {
-    const RATE: u64 = 44_100;
-    const BLOCK: u64 = 4096;
-    let frames = (seconds * RATE).div_ceil(BLOCK);
-    let mut out = b"fLaC".to_vec();
-    // The last (only) metadata block: STREAMINFO, 34 bytes.
-    out.extend_from_slice(&[0x80, 0, 0, 34]);
-    out.extend_from_slice(&(BLOCK as u16).to_be_bytes());
-    out.extend_from_slice(&(BLOCK as u16).to_be_bytes());
-    // Frame sizes unknown.
-    out.extend_from_slice(&[0; 6]);
-    // Rate (20 bits), channels - 1 (3), bits per sample - 1 (5), samples (36).
-    let packed = (RATE << 44) | (1 << 41) | (15 << 36) | (frames * BLOCK);
-    out.extend_from_slice(&packed.to_be_bytes());
-    // No MD5.
-    out.extend_from_slice(&[0; 16]);
-    for n in 0..frames {
-        // Sync, fixed block size; block size code 12 (4096), rate code 9
-        // (44.1 kHz); two independent channels, 16 bits.
-        let mut frame = vec![0xFF, 0xF8, (12 << 4) | 9, (1 << 4) | (4 << 1)];
-        frame.extend(flac_number(n));
-        frame.push(flac_crc8(&frame));
-        // Two subframes: header 0 (CONSTANT), then the 16-bit value 0.
-        frame.extend_from_slice(&[0; 6]);
-        let crc = flac_crc16(&frame);
-        out.extend_from_slice(&frame);
-        out.extend_from_slice(&crc.to_be_bytes());
-    }
-    out
-}
-
-/// FLAC's UTF-8-like coding of a frame number.
-fn flac_number(n: u64) -> Vec<u8> {
-    if n < 0x80 {
-        return vec![n as u8];
-    }
-    let length = (2..=6)
-        .find(|l| n < 1 << (5 * l + 1))
-        .expect("a small frame number");
-    let mut tail: Vec<u8> = (0..length - 1)
-        .map(|i| 0x80 | ((n >> (6 * i)) & 0x3F) as u8)
-        .collect();
-    tail.reverse();
-    let first = (0xFF00u16 >> length) as u8 | (n >> (6 * (length - 1))) as u8;
-    [vec![first], tail].concat()
-}
-
-fn flac_crc8(data: &[u8]) -> u8 {
-    data.iter().fold(0u8, |mut crc, byte| {
-        crc ^= byte;
-        for _ in 0..8 {
-            crc = if crc & 0x80 != 0 {
-                (crc << 1) ^ 0x07
-            } else {
-                crc << 1
-            };
-        }
-        crc
-    })
-}
-
-fn flac_crc16(data: &[u8]) -> u16 {
-    data.iter().fold(0u16, |mut crc, byte| {
-        crc ^= u16::from(*byte) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x8005
-            } else {
-                crc << 1
-            };
-        }
-        crc
-    })
+/// Three hours of 44.1 kHz stereo silence as FLAC: under 2 MB that decode
+/// to 950 million samples.
+fn three_hours_of_flac() -> Vec<u8> {
+    crate::media_support::flac_silence(44_100, 2, 44_100 * 3 * 3600)
 }
 
 /// A multipart body holding `file` as its `file` part.
@@ -535,6 +463,25 @@ async fn load(app: &TestApp) -> Value {
     health["load"].clone()
 }
 
+/// Sends three hours of FLAC to the match endpoint without a token, over
+/// a connection from 127.0.0.9, and waits until its decode has started;
+/// the connection is left open, so the decode goes on until it is dropped.
+async fn start_a_strangers_long_decode(app: &TestApp) -> TcpStream {
+    let (content_type, body) = multipart_file(&three_hours_of_flac(), "audio/flac");
+    let mut stream = connect_from(app, "127.0.0.9").await;
+    let head = format!(
+        "POST /v1/content/match HTTP/1.1\r\nhost: x\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&body).await.unwrap();
+    crate::support::eventually(Duration::from_secs(20), "the decode starts", || async {
+        load(app).await["decodes"] == 1
+    })
+    .await;
+    stream
+}
+
 /// Issue 10, finding 5: 1.7 MB of FLAC that decodes to three hours kept a
 /// core busy for most of a minute. Now its decode stops at the time bound,
 /// with a clear reason.
@@ -542,7 +489,7 @@ async fn load(app: &TestApp) -> Value {
 async fn a_decode_that_runs_too_long_is_stopped() {
     let dir = tempfile::tempdir().unwrap();
     let app = TestApp::start_with(dir.path(), &["--max-public-decode-seconds", "1"]).await;
-    let (content_type, body) = multipart_file(&silent_flac(3 * 3600), "audio/flac");
+    let (content_type, body) = multipart_file(&three_hours_of_flac(), "audio/flac");
     let started = Instant::now();
     let resp = app
         .client
@@ -568,18 +515,7 @@ async fn a_decode_that_runs_too_long_is_stopped() {
 async fn a_decode_stops_when_its_client_goes_away() {
     let dir = tempfile::tempdir().unwrap();
     let app = TestApp::start_with(dir.path(), &["--max-public-decode-seconds", "300"]).await;
-    let (content_type, body) = multipart_file(&silent_flac(3 * 3600), "audio/flac");
-    let mut stream = connect_from(&app, "127.0.0.9").await;
-    let head = format!(
-        "POST /v1/content/match HTTP/1.1\r\nhost: x\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    stream.write_all(&body).await.unwrap();
-    crate::support::eventually(Duration::from_secs(20), "the decode starts", || async {
-        load(&app).await["decodes"] == 1
-    })
-    .await;
+    let stream = start_a_strangers_long_decode(&app).await;
     drop(stream);
     let gone = Instant::now();
     crate::support::eventually(Duration::from_secs(5), "the decode stops", || async {
@@ -605,18 +541,7 @@ async fn strangers_decode_one_at_a_time() {
         &["--max-public-decode-seconds", "300", "--queue-timeout", "1"],
     )
     .await;
-    let (content_type, body) = multipart_file(&silent_flac(3 * 3600), "audio/flac");
-    let mut stream = connect_from(&app, "127.0.0.9").await;
-    let head = format!(
-        "POST /v1/content/match HTTP/1.1\r\nhost: x\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    stream.write_all(&body).await.unwrap();
-    crate::support::eventually(Duration::from_secs(20), "the decode starts", || async {
-        load(&app).await["decodes"] == 1
-    })
-    .await;
+    let stream = start_a_strangers_long_decode(&app).await;
 
     let photo = std::fs::read(media("images/rocket.jpg")).unwrap();
     let resp = app

@@ -13,6 +13,11 @@ mod faults;
 mod hostile;
 mod limits;
 mod matching;
+// media-fingerprint's own builders of test media (a FLAC of silence, say),
+// shared as its decode_memory example shares them.
+#[allow(dead_code)]
+#[path = "../../../media-fingerprint/src/test_support.rs"]
+mod media_support;
 mod openapi;
 mod snapshots;
 mod support;
