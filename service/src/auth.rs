@@ -1,6 +1,7 @@
 //! Authentication of writes.
 
 use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
@@ -21,19 +22,20 @@ impl FromRequestParts<AppState> for Operator {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            // The scheme name is case-insensitive (RFC 9110 section 11.1).
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim())
-            .ok_or(ApiError::Unauthorized)?;
-        if token_digest(token) == state.operator_token_digest {
-            Ok(Operator)
-        } else {
-            Err(ApiError::Unauthorized)
-        }
+        operator_digest(&parts.headers, state)
+            .map(|_| Operator)
+            .ok_or(ApiError::Unauthorized)
     }
+}
+
+/// The SHA-256 of the request's bearer token, if it is the operator's.
+pub fn operator_digest(headers: &HeaderMap, state: &AppState) -> Option<[u8; 32]> {
+    headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        // The scheme name is case-insensitive (RFC 9110 section 11.1).
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token_digest(token.trim()))
+        .filter(|digest| *digest == state.operator_token_digest)
 }

@@ -38,20 +38,6 @@ pub enum BodyTimeout {
     TooSlow(u64),
 }
 
-impl BodyTimeout {
-    /// The timeout behind a body-reading error, if that is what it was.
-    pub fn find(error: &(dyn std::error::Error + 'static)) -> Option<BodyTimeout> {
-        let mut current = Some(error);
-        while let Some(e) = current {
-            if let Some(timeout) = e.downcast_ref::<BodyTimeout>() {
-                return Some(*timeout);
-            }
-            current = e.source();
-        }
-        None
-    }
-}
-
 /// Middleware that times the body of every request.
 pub async fn time_bodies(timing: BodyTiming, request: Request, next: Next) -> Response {
     let (parts, body) = request.into_parts();

@@ -228,5 +228,12 @@ impl From<Rejection> for ApiError {
     }
 }
 
+/// The first error of type `T` in `error`'s chain of causes.
+pub fn cause<'e, T: std::error::Error + 'static>(
+    error: &'e (dyn std::error::Error + 'static),
+) -> Option<&'e T> {
+    std::iter::successors(Some(error), |e| e.source()).find_map(|e| e.downcast_ref::<T>())
+}
+
 /// Result with [`ApiError`].
 pub type ApiResult<T> = Result<T, ApiError>;

@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::extract::{Request, State};
-use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
@@ -22,7 +21,6 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::LimitArgs;
 use crate::error::{ApiError, ApiResult};
-use crate::identity::token_digest;
 use crate::state::AppState;
 
 /// Who is asking, for the pools they draw on.
@@ -294,14 +292,7 @@ pub fn client_key(ip: IpAddr) -> IpAddr {
 /// A valid token is limited per token, anything else per address.
 pub async fn limit_rate(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let address = crate::connections::client_addr(&request).map(|a| a.ip());
-    let digest = request
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token_digest(token.trim()))
-        .filter(|digest| *digest == state.operator_token_digest);
+    let digest = crate::auth::operator_digest(request.headers(), &state);
     match state.gates.check_rate(address, digest) {
         Ok(()) => next.run(request).await,
         Err(retry_after) => ApiError::RateLimited { retry_after }.into_response(),

@@ -46,20 +46,6 @@ pub enum FramingError {
     TooLarge(u64),
 }
 
-impl FramingError {
-    /// The framing error behind a multipart parser's error, if any.
-    pub fn find(error: &(dyn std::error::Error + 'static)) -> Option<FramingError> {
-        let mut current = Some(error);
-        while let Some(e) = current {
-            if let Some(found) = e.downcast_ref::<FramingError>() {
-                return Some(*found);
-            }
-            current = e.source();
-        }
-        None
-    }
-}
-
 const CRLF_CRLF: &[u8] = b"\r\n\r\n";
 
 enum Stage {

@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::body_timeout::BodyTimeout;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, cause};
 use crate::limits::{Caller, SpoolBudget, SpoolLease};
 use crate::multipart::{FramingError, Guarded};
 use crate::state::AppState;
@@ -147,7 +147,7 @@ pub async fn receive(state: &AppState, request: Request, caller: Caller) -> ApiR
 
 /// What a client is told when its body could not be read.
 fn body_error(e: axum::Error) -> ApiError {
-    match BodyTimeout::find(&e) {
+    match cause::<BodyTimeout>(&e) {
         Some(timeout) => ApiError::RequestTimeout(timeout.to_string()),
         None => ApiError::BadRequest(format!("reading the upload failed: {e}")),
     }
@@ -155,11 +155,11 @@ fn body_error(e: axum::Error) -> ApiError {
 
 /// What a client is told when its multipart body could not be parsed.
 fn multipart_error(e: multer::Error) -> ApiError {
-    if let Some(timeout) = BodyTimeout::find(&e) {
+    if let Some(timeout) = cause::<BodyTimeout>(&e) {
         return ApiError::RequestTimeout(timeout.to_string());
     }
-    match FramingError::find(&e) {
-        Some(FramingError::TooLarge(limit)) => ApiError::TooLarge { limit },
+    match cause::<FramingError>(&e) {
+        Some(FramingError::TooLarge(limit)) => ApiError::TooLarge { limit: *limit },
         Some(framing) => ApiError::BadRequest(format!("malformed multipart body: {framing}")),
         None => ApiError::BadRequest(format!("malformed multipart body: {e}")),
     }
