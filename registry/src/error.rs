@@ -32,6 +32,16 @@ pub enum RegistryError {
         "unsupported ledger entry: {0}; upgrade this node's provreg before it applies the log further"
     )]
     UnsupportedEntry(String),
+    /// A signed intent was refused. `reason` is the stable, machine-readable
+    /// why (its [`as_str`](crate::intent::IntentReason::as_str) is meant for
+    /// a problem `type`); `detail` names the member or signer at fault.
+    #[error("intent refused ({reason}): {detail}")]
+    Intent {
+        /// Which rule the intent broke.
+        reason: crate::intent::IntentReason,
+        /// What exactly was wrong, in words a client can act on.
+        detail: String,
+    },
     /// A signing key could not be used.
     #[error("key error: {0}")]
     Crypto(String),
@@ -44,6 +54,13 @@ pub enum RegistryError {
 }
 
 impl RegistryError {
+    pub(crate) fn intent(reason: crate::intent::IntentReason, detail: impl Into<String>) -> Self {
+        Self::Intent {
+            reason,
+            detail: detail.into(),
+        }
+    }
+
     pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
         Self::Invalid {
             field,

@@ -11,6 +11,10 @@
 //! - [`metadata`]: validation and canonical forms of registrant metadata.
 //! - [`merkle`]: RFC 9162 hashing, proofs and their verification.
 //! - [`checkpoint`]: signed checkpoints and the node's signing key.
+//! - [`intent`]: signed intents (key rotation, transfers, licences): strict
+//!   parsing, the canonical signed message, signer verification.
+//! - [`scope`]: licence scope (territories, media, term) and its overlap
+//!   and containment arithmetic.
 //! - `store`: all SQL; the [`Registry`] handle and the apply transaction.
 //! - `error`: [`RegistryError`].
 
@@ -19,8 +23,10 @@
 pub mod checkpoint;
 pub mod entry;
 mod error;
+pub mod intent;
 pub mod merkle;
 pub mod metadata;
+pub mod scope;
 mod store;
 
 pub use entry::{
@@ -29,6 +35,8 @@ pub use entry::{
     Metadata, NodeAdded, NodeRecord, NodeRemoved, Prints, Rejection,
 };
 pub use error::{RegistryError, Result};
+pub use intent::{IntentKind, IntentReason, SignedIntent, SignerKey};
+pub use scope::{Media, Medium, Scope, Term, Territories, TerritorySet};
 pub use store::{
     ApplyTx, ClaimRecord, CodeKind, CodeMatch, ContentRecord, MAX_INDEXED_DISTANCE, RaftMarks,
     RecordedNode, Registry, SNAPSHOT_PAGE, SnapshotLeaf, StoredEntry, is_sampled,
