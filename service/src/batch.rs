@@ -8,6 +8,7 @@
 //! still be registered by upload, and that registration names the claim.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::http::StatusCode;
 use raft_store::ProposedLeaf;
@@ -20,7 +21,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::error::{ApiError, ApiResult};
-use crate::propose::{MakeLeaf, Refused};
+use crate::propose::{CommandProofs, MakeLeaf, Refused};
 use crate::state::AppState;
 use crate::views::{ContentView, LedgerReceipt, RegistrationReceipt};
 
@@ -169,14 +170,7 @@ pub async fn register_batch(
         None => true,
     });
     if !claims.is_empty() {
-        let outcomes = propose(state, &mut claims).await?;
-        let tree_size = outcomes
-            .iter()
-            .filter_map(|(o, _)| match o {
-                ApplyOutcome::Appended { tree_size, .. } => Some(*tree_size),
-                _ => None,
-            })
-            .max();
+        let (outcomes, proven) = propose(state, &mut claims).await?;
         let appended: Vec<u64> = outcomes
             .iter()
             .filter_map(|(o, _)| match o {
@@ -184,27 +178,37 @@ pub async fn register_batch(
                 _ => None,
             })
             .collect();
-        // One checkpoint and one read of the proof hashes for the batch.
-        let proven = match tree_size {
-            Some(size) => {
-                let (root, proofs) = state.registry.inclusion_proofs(&appended, size).await?;
-                let head = registry::checkpoint::TreeHead { size, root };
-                let note = state.signer()?.sign_checkpoint(&head)?;
-                Some((
-                    head,
-                    note,
-                    appended.into_iter().zip(proofs).collect::<HashMap<_, _>>(),
-                ))
-            }
+        // One checkpoint and one read of the proof hashes for the batch:
+        // the proposer's, read for the whole command, unless it has none.
+        let proven = match proven {
+            Some(proven) if appended.iter().all(|&i| proven.proof(i).is_some()) => Some(proven),
+            _ => match outcomes
+                .iter()
+                .filter_map(|(o, _)| match o {
+                    ApplyOutcome::Appended { tree_size, .. } => Some(*tree_size),
+                    _ => None,
+                })
+                .max()
+            {
+                Some(size) => Some(Arc::new(
+                    CommandProofs::read(&state.registry, &appended, size).await?,
+                )),
+                None => None,
+            },
+        };
+        let note = match &proven {
+            Some(proven) => Some(state.signer()?.sign_checkpoint(&proven.head)?),
             None => None,
         };
         for ((position, claim), (outcome, leaf)) in claims.into_iter().zip(outcomes) {
             results[position] = Some(match outcome {
                 ApplyOutcome::Appended { index, .. } => {
-                    let (head, note, proofs) = proven.as_ref().ok_or_else(|| {
-                        ApiError::Internal(anyhow::anyhow!("an appended claim without a tree size"))
-                    })?;
-                    let proof = proofs.get(&index).ok_or_else(|| {
+                    let (Some(proven), Some(note)) = (&proven, &note) else {
+                        return Err(ApiError::Internal(anyhow::anyhow!(
+                            "an appended claim without a tree size"
+                        )));
+                    };
+                    let proof = proven.proof(index).ok_or_else(|| {
                         ApiError::Internal(anyhow::anyhow!("no proof for leaf {index}"))
                     })?;
                     let leaf = match leaf {
@@ -228,8 +232,8 @@ pub async fn register_batch(
                             content: ContentView::from_claim(claim, index),
                             ledger: LedgerReceipt::new(
                                 index,
-                                head.size,
-                                head.root,
+                                proven.head.size,
+                                proven.head.root,
                                 proof,
                                 &leaf,
                                 note.clone(),
@@ -257,13 +261,16 @@ pub async fn register_batch(
     Ok(BatchResponse { results })
 }
 
+/// The outcome of each claim, with its leaf text when this call proposed it,
+/// and the proposer's proofs of the command when it read them.
+type Outcomes = (
+    Vec<(ApplyOutcome, Option<String>)>,
+    Option<Arc<CommandProofs>>,
+);
+
 /// Proposes the claims together (the proposer stamps them), and settles an
-/// unknown outcome with a linearizable lookup of their ids. Each outcome
-/// comes with the leaf text when this call proposed it.
-async fn propose(
-    state: &AppState,
-    claims: &mut [(usize, ContentClaim)],
-) -> ApiResult<Vec<(ApplyOutcome, Option<String>)>> {
+/// unknown outcome with a linearizable lookup of their ids.
+async fn propose(state: &AppState, claims: &mut [(usize, ContentClaim)]) -> ApiResult<Outcomes> {
     for _ in 0..MAX_PROPOSALS {
         let makers = claims
             .iter()
@@ -282,11 +289,12 @@ async fn propose(
                 for (_, claim) in claims.iter_mut() {
                     claim.claimed_at = proposed.at.clone();
                 }
-                return Ok(proposed
+                let outcomes = proposed
                     .outcomes
                     .into_iter()
                     .zip(proposed.leaves.into_iter().map(Some))
-                    .collect());
+                    .collect();
+                return Ok((outcomes, proposed.proofs));
             }
             Err(Refused::Unknown(why)) => {
                 tracing::warn!(reason = %why, "A batch's outcome is unknown; looking it up.");
@@ -313,7 +321,7 @@ async fn propose(
                     }
                 }
                 if any {
-                    return Ok(outcomes);
+                    return Ok((outcomes, None));
                 }
                 // Nothing of it committed, and now it never will: again.
             }

@@ -5,6 +5,13 @@ use std::io::IsTerminal;
 use clap::Parser;
 use service::config::{Cli, Command};
 
+/// mimalloc rather than glibc's malloc: a node under write load allocates
+/// and frees small buffers on several threads at once (requests, Raft
+/// messages, SQLite pages), where glibc's arenas cost about a seventh of
+/// its CPU (docs/BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();

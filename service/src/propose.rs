@@ -14,15 +14,22 @@
 //! whole command was rejected (leaves of one command share the stamp, so
 //! either none or all of them regressed); the proposer stamps it anew and
 //! proposes it again, a bounded number of times.
+//!
+//! Once a command is applied here, the proposer reads the inclusion proofs
+//! of all its appended leaves in the tree right after it, in one query, and
+//! hands each writer its own: the receipts of one command need one read of
+//! the proof hashes, not one each.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use raft_store::{Command, MAX_COMMAND_BYTES, ProposedLeaf, RaftNode, StoreError};
+use registry::checkpoint::TreeHead;
+use registry::merkle::Hash;
 use registry::{ApplyOutcome, Registry, Rejection};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use crate::error::{ApiError, ApiResult};
 
@@ -60,6 +67,37 @@ pub struct Proposed {
     /// anything: every leaf of the command is in that tree, so receipts
     /// for it share one checkpoint.
     pub tree_size: Option<u64>,
+    /// The inclusion proofs of the command's appended leaves in that tree,
+    /// unless reading them failed (the caller then reads its own).
+    pub proofs: Option<Arc<CommandProofs>>,
+}
+
+/// The inclusion proofs of a command's appended leaves in the tree right
+/// after the command, read together once it was applied here.
+#[derive(Debug)]
+pub struct CommandProofs {
+    /// That tree's size and root.
+    pub head: TreeHead,
+    proofs: HashMap<u64, Vec<Hash>>,
+}
+
+impl CommandProofs {
+    /// Reads the proofs of leaves `indexes` in the tree of `tree_size` leaves.
+    pub async fn read(registry: &Registry, indexes: &[u64], tree_size: u64) -> ApiResult<Self> {
+        let (root, proofs) = registry.inclusion_proofs(indexes, tree_size).await?;
+        Ok(Self {
+            head: TreeHead {
+                size: tree_size,
+                root,
+            },
+            proofs: indexes.iter().copied().zip(proofs).collect(),
+        })
+    }
+
+    /// The proof of leaf `index`, if it was appended by the command.
+    pub fn proof(&self, index: u64) -> Option<&[Hash]> {
+        self.proofs.get(&index).map(Vec::as_slice)
+    }
 }
 
 /// One leaf as applied, with what [`Proposed`] says of its command.
@@ -73,6 +111,8 @@ pub struct ProposedOne {
     pub leaf: String,
     /// See [`Proposed::tree_size`].
     pub tree_size: Option<u64>,
+    /// See [`Proposed::proofs`].
+    pub proofs: Option<Arc<CommandProofs>>,
 }
 
 /// Why a submission has no outcome.
@@ -154,6 +194,7 @@ impl Proposer {
                 outcome,
                 leaf,
                 tree_size: proposed.tree_size,
+                proofs: proposed.proofs,
             }),
             _ => Err(Refused::Failed(ApiError::Internal(anyhow::anyhow!(
                 "a one-leaf command was applied as another number of leaves"
@@ -225,27 +266,33 @@ async fn run(node: RaftNode, registry: Registry, mut queue: mpsc::Receiver<Submi
             "Proposing."
         );
         let node = node.clone();
+        let registry = registry.clone();
         let retry_tx = retry_tx.clone();
         tokio::spawn(async move {
-            let again = commit(&node, taken, command, &at).await;
+            let again = commit(&node, &registry, slot, taken, command, &at).await;
             if !again.is_empty() {
                 let _ = retry_tx.send(again);
             }
-            drop(slot);
         });
     }
 }
 
 /// Proposes one command and answers its writers; returns the submissions
-/// to stamp anew and propose again.
+/// to stamp anew and propose again. The in-flight `slot` is given back as
+/// soon as the command is applied, so the next command is on its way while
+/// this one's proofs are read.
 async fn commit(
     node: &RaftNode,
+    registry: &Registry,
+    slot: OwnedSemaphorePermit,
     taken: Vec<(Submission, Vec<String>)>,
     command: Command,
     at: &str,
 ) -> Vec<Submission> {
     let mut retry = Vec::new();
-    match node.write(command).await {
+    let written = node.write(command).await;
+    drop(slot);
+    match written {
         Ok(written) => {
             let outcomes = written.outcomes;
             let regressed = outcomes.iter().any(|o| {
@@ -267,6 +314,10 @@ async fn commit(
                     _ => None,
                 })
                 .max();
+            let proofs = match tree_size {
+                Some(size) if !again => proofs_of(registry, &outcomes, size).await,
+                _ => None,
+            };
             let mut outcomes = outcomes.into_iter();
             for (mut submission, leaves) in taken {
                 let mine: Vec<ApplyOutcome> = outcomes.by_ref().take(leaves.len()).collect();
@@ -281,6 +332,7 @@ async fn commit(
                         outcomes: mine,
                         leaves,
                         tree_size,
+                        proofs: proofs.clone(),
                     })
                 } else {
                     Err(Refused::Failed(ApiError::Internal(anyhow::anyhow!(
@@ -297,6 +349,30 @@ async fn commit(
         }
     }
     retry
+}
+
+/// The inclusion proofs of the appended leaves among `outcomes` in the tree
+/// of `tree_size` leaves; `None` (logged) when they cannot be read, and each
+/// writer then reads its own.
+async fn proofs_of(
+    registry: &Registry,
+    outcomes: &[ApplyOutcome],
+    tree_size: u64,
+) -> Option<Arc<CommandProofs>> {
+    let appended: Vec<u64> = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            ApplyOutcome::Appended { index, .. } => Some(*index),
+            _ => None,
+        })
+        .collect();
+    match CommandProofs::read(registry, &appended, tree_size).await {
+        Ok(proofs) => Some(Arc::new(proofs)),
+        Err(e) => {
+            tracing::warn!(error = %e, tree.size = tree_size, "Cannot read a command's inclusion proofs; each writer reads its own.");
+            None
+        }
+    }
 }
 
 /// Takes waiting submissions, oldest first, into one command stamped `at`,

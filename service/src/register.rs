@@ -1,6 +1,7 @@
 //! Registering content: from a received upload to a ledger receipt.
 
 use std::io::{BufRead, BufReader, Cursor, Seek};
+use std::sync::Arc;
 
 use media_fingerprint::video::MAX_SAMPLING_STEP;
 use media_fingerprint::{ContentFingerprint, MediaKind, MissingFingerprint, Sniffed};
@@ -12,7 +13,7 @@ use registry::{
 
 use crate::error::{ApiError, ApiResult};
 use crate::limits::Caller;
-use crate::propose::{MakeLeaf, Refused};
+use crate::propose::{CommandProofs, MakeLeaf, Refused};
 use crate::state::AppState;
 use crate::upload::{Body, Received};
 use crate::views::{ContentView, LedgerReceipt, RegistrationReceipt};
@@ -65,7 +66,8 @@ pub async fn register(state: &AppState, upload: Received) -> ApiResult<Registrat
         claim,
     };
     let content_id = registration.content_id.clone();
-    let (index, tree_size, leaf) = propose(state, &mut registration, prints).await?;
+    let placed = propose(state, &mut registration, prints).await?;
+    let index = placed.index;
     tracing::info!(
         content.id = %content_id,
         ledger.index = index,
@@ -74,7 +76,7 @@ pub async fn register(state: &AppState, upload: Received) -> ApiResult<Registrat
         "Registered content."
     );
 
-    let ledger = receipt(state, index, tree_size, leaf).await?;
+    let ledger = receipt(state, placed).await?;
     Ok(RegistrationReceipt {
         content: ContentView::new(registration, index),
         ledger,
@@ -181,17 +183,27 @@ const PRINTS_MARGIN: usize = 1024 * 1024;
 /// the lookup showed it did not commit.
 const MAX_PROPOSALS: usize = 4;
 
+/// Where a registration landed in the ledger.
+struct Placed {
+    /// Its leaf index.
+    index: u64,
+    /// The size of a tree that holds it: the one right after its command.
+    tree_size: u64,
+    /// Its leaf text, when this call proposed it.
+    leaf: Option<String>,
+    /// Its inclusion proof in that tree, when the proposer read it.
+    proofs: Option<Arc<CommandProofs>>,
+}
+
 /// Proposes `registration`, stamped by the proposer, and resolves a write
 /// whose fate is unknown by looking up its content id in a linearizable
 /// read: an entry that committed anywhere is found, and one that did not
-/// can never commit after that read. Returns the leaf index, the size of a
-/// tree that holds it (right after its command) and the leaf text when this
-/// call proposed it.
+/// can never commit after that read.
 async fn propose(
     state: &AppState,
     registration: &mut ContentRegistration,
     prints: Option<String>,
-) -> ApiResult<(u64, u64, Option<String>)> {
+) -> ApiResult<Placed> {
     let mut last_rejection = None;
     for _ in 0..MAX_PROPOSALS {
         let unstamped = registration.clone();
@@ -211,7 +223,12 @@ async fn propose(
                     // The tree after the whole command: its receipts share
                     // one signed checkpoint.
                     let tree_size = one.tree_size.unwrap_or(tree_size).max(tree_size);
-                    return Ok((index, tree_size, Some(one.leaf)));
+                    return Ok(Placed {
+                        index,
+                        tree_size,
+                        leaf: Some(one.leaf),
+                        proofs: one.proofs,
+                    });
                 }
                 // A claim of the same bytes committed meanwhile: name it.
                 ApplyOutcome::Rejected(Rejection::ClaimNotReferenced { claim_id }) => {
@@ -231,7 +248,12 @@ async fn propose(
                 if let Some(record) = state.registry.content(&registration.content_id).await? {
                     let tree_size = state.registry.tree_size().await?;
                     *registration = record.registration;
-                    return Ok((record.ledger_index, tree_size, None));
+                    return Ok(Placed {
+                        index: record.ledger_index,
+                        tree_size,
+                        leaf: None,
+                        proofs: None,
+                    });
                 }
                 // Not committed, and now it never will be: propose again.
             }
@@ -364,15 +386,24 @@ impl Drop for CancelOnDrop {
 trait Reader: BufRead + Seek + Send + Sync {}
 impl<T: BufRead + Seek + Send + Sync> Reader for T {}
 
-/// The proof material for leaf `index` in the tree of `tree_size` leaves;
-/// the leaf's text is read from the ledger unless the caller has it.
-pub async fn receipt(
-    state: &AppState,
-    index: u64,
-    tree_size: u64,
-    leaf: Option<String>,
-) -> ApiResult<LedgerReceipt> {
-    let (root, proof) = state.registry.inclusion_proof(index, tree_size).await?;
+/// The proof material for the placed leaf; its proof and text are read
+/// from the ledger unless the proposer handed them over.
+async fn receipt(state: &AppState, placed: Placed) -> ApiResult<LedgerReceipt> {
+    let Placed {
+        index,
+        tree_size,
+        leaf,
+        proofs,
+    } = placed;
+    let handed = proofs.as_deref().and_then(|p| {
+        (p.head.size == tree_size)
+            .then(|| p.proof(index).map(|proof| (p.head.root, proof.to_vec())))
+            .flatten()
+    });
+    let (root, proof) = match handed {
+        Some(handed) => handed,
+        None => state.registry.inclusion_proof(index, tree_size).await?,
+    };
     let leaf = match leaf {
         Some(leaf) => leaf,
         None => {

@@ -45,6 +45,11 @@ pub struct RaftMarks {
 #[derive(Clone, Debug)]
 pub struct Registry {
     pool: AnyPool,
+    /// Where the state machine applies: on SQLite a connection of its own,
+    /// so that its page cache stays valid between commands (SQLite drops a
+    /// connection's cache whenever another connection wrote); on
+    /// PostgreSQL the same pool.
+    writer: AnyPool,
 }
 
 impl Registry {
@@ -53,28 +58,22 @@ impl Registry {
     pub async fn connect(url: &str) -> Result<Self> {
         sqlx::any::install_default_drivers();
         let sqlite = url.starts_with("sqlite:");
-        let pool = AnyPoolOptions::new()
-            .max_connections(if sqlite { 4 } else { 16 })
-            // An embedded SQLite connection cannot drop, and the ping
-            // before every acquire would be one more round trip to the
-            // connection's worker thread on every query.
-            .test_before_acquire(!sqlite)
-            .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    if sqlite {
-                        configure_sqlite(conn).await?;
-                    }
-                    Ok(())
-                })
-            })
+        let pool = pool_options(sqlite, if sqlite { 4 } else { 16 })
             .connect(url)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool })
+        // An in-memory database is private to its connection: one pool.
+        let writer = if sqlite && !url.contains(":memory:") && !url.contains("mode=memory") {
+            pool_options(true, 1).connect(url).await?
+        } else {
+            pool.clone()
+        };
+        Ok(Self { pool, writer })
     }
 
     /// Closes every connection; later calls fail.
     pub async fn close(&self) {
+        self.writer.close().await;
         self.pool.close().await;
     }
 
@@ -91,8 +90,26 @@ impl Registry {
 
     /// Starts the transaction in which the state machine applies a batch.
     pub async fn begin_apply(&self) -> Result<ApplyTx> {
-        ApplyTx::begin(&self.pool).await
+        ApplyTx::begin(&self.writer).await
     }
+}
+
+/// A pool of at most `max` connections, each set up for its engine.
+fn pool_options(sqlite: bool, max: u32) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(max)
+        // An embedded SQLite connection cannot drop, and the ping before
+        // every acquire would be one more round trip to the connection's
+        // worker thread on every query.
+        .test_before_acquire(!sqlite)
+        .after_connect(move |conn, _meta| {
+            Box::pin(async move {
+                if sqlite {
+                    configure_sqlite(conn).await?;
+                }
+                Ok(())
+            })
+        })
 }
 
 /// Per-connection SQLite settings.
@@ -112,7 +129,8 @@ async fn configure_sqlite(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
     // in a temporary file a write system call.
     conn.execute("pragma temp_store = memory").await?;
     // 64 MiB of page cache per connection: index probes for matching touch
-    // pages all over the similarity indexes.
+    // pages all over the similarity indexes, and the state machine's inserts
+    // into the random-keyed indexes (SHA-256, code bands) do too.
     conn.execute("pragma cache_size = -65536").await?;
     Ok(())
 }
