@@ -985,7 +985,11 @@ mod tests {
             "ab".repeat(32)
         );
         Command {
-            leaves: vec![crate::types::ProposedLeaf { leaf, prints: None }],
+            leaves: vec![crate::types::ProposedLeaf {
+                leaf,
+                prints: None,
+                token_sha256: None,
+            }],
         }
     }
 
@@ -1055,6 +1059,7 @@ mod tests {
                 data += &(serde_json::to_string(&registry::SnapshotLeaf {
                     leaf: leaf.to_owned(),
                     prints: None,
+                    token_sha256: None,
                 })
                 .unwrap()
                     + "\n");

@@ -171,6 +171,7 @@ mod tests {
             let leaf = SnapshotLeaf {
                 leaf: format!("{{\"n\":{n},\"pad\":\"{big}\",\"nl\":\"a\\nb\"}}"),
                 prints: (n == 1).then(|| "{}".to_owned()),
+                token_sha256: None,
             };
             text += &(serde_json::to_string(&leaf).unwrap() + "\n");
         }

@@ -80,10 +80,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let outcomes = match &entry.payload {
                 EntryPayload::Blank => Vec::new(),
                 EntryPayload::Normal(command) => {
-                    let leaves: Vec<(&str, Option<&str>)> = command
+                    let leaves: Vec<(&str, registry::Beside<'_>)> = command
                         .leaves
                         .iter()
-                        .map(|p| (p.leaf.as_str(), p.prints.as_deref()))
+                        .map(|p| (p.leaf.as_str(), p.beside()))
                         .collect();
                     let outcomes = match tx.apply_leaves(&leaves).await {
                         Ok(outcomes) => outcomes,

@@ -28,6 +28,10 @@ pub struct ProposedLeaf {
     /// The fingerprints the entry's `prints_sha256` commits to, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prints: Option<String>,
+    /// The SHA-256 (hex) of the bearer token of the party a
+    /// `party.registered` entry registers: replicated, never in the leaf.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_sha256: Option<String>,
 }
 
 impl ProposedLeaf {
@@ -36,7 +40,16 @@ impl ProposedLeaf {
         Ok(Self {
             leaf: entry.to_leaf()?,
             prints,
+            token_sha256: None,
         })
+    }
+
+    /// What travels beside the leaf, as the state machine takes it.
+    pub fn beside(&self) -> registry::Beside<'_> {
+        registry::Beside {
+            prints: self.prints.as_deref(),
+            token_sha256: self.token_sha256.as_deref(),
+        }
     }
 }
 
@@ -52,7 +65,11 @@ impl Command {
     pub fn payload_len(&self) -> usize {
         self.leaves
             .iter()
-            .map(|l| l.leaf.len() + l.prints.as_ref().map_or(0, String::len))
+            .map(|l| {
+                l.leaf.len()
+                    + l.prints.as_ref().map_or(0, String::len)
+                    + l.token_sha256.as_ref().map_or(0, String::len)
+            })
             .sum()
     }
 }
@@ -76,10 +93,12 @@ impl<'de> Deserialize<'de> for Command {
             (None, Some(leaf), None) => vec![ProposedLeaf {
                 leaf,
                 prints: wire.prints,
+                token_sha256: None,
             }],
             (None, None, Some(entry)) => vec![ProposedLeaf {
                 leaf: entry.to_leaf().map_err(serde::de::Error::custom)?,
                 prints: wire.prints,
+                token_sha256: None,
             }],
             _ => {
                 return Err(serde::de::Error::custom(
@@ -163,6 +182,7 @@ mod tests {
             leaves: vec![ProposedLeaf {
                 leaf: odd.clone(),
                 prints: None,
+                token_sha256: None,
             }],
         })
         .unwrap();

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use media_fingerprint::{MediaKind, MissingFingerprint};
 use serde::{Deserialize, Serialize};
 
+use crate::party::PartyRegistered;
 use crate::{RegistryError, Result, metadata};
 
 /// The entry encoding this build writes. Readers refuse versions they do not
@@ -19,10 +20,11 @@ pub const ENTRY_VERSION: u32 = 1;
 
 /// The entry types this build can apply, as a level recorded for each node
 /// in the ledger: 1 knows content registrations; 2 adds the cluster's own
-/// entries (formation, nodes added and removed, membership approvals). A
-/// type is proposed only once every voter's recorded level covers it, so no
+/// entries (formation, nodes added and removed, membership approvals) and
+/// claims by hash; 3 adds parties. A type is proposed only once every
+/// voter's recorded level covers it ([`EntryBody::feature_level`]), so no
 /// voter meets an entry its build cannot apply.
-pub const FEATURE_LEVEL: u32 = 2;
+pub const FEATURE_LEVEL: u32 = 3;
 
 /// One leaf of the ledger.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,6 +63,24 @@ pub enum EntryBody {
     /// A voter's operator approved a change of the voters.
     #[serde(rename = "membership.approved")]
     MembershipApproved(MembershipApproved),
+    /// A party was registered, with the key that signs its intents.
+    #[serde(rename = "party.registered")]
+    PartyRegistered(PartyRegistered),
+}
+
+impl EntryBody {
+    /// The [`FEATURE_LEVEL`] from which builds apply this type.
+    pub fn feature_level(&self) -> u32 {
+        match self {
+            EntryBody::ContentRegistered(_) => 1,
+            EntryBody::ContentClaimed(_)
+            | EntryBody::ClusterFormed(_)
+            | EntryBody::NodeAdded(_)
+            | EntryBody::NodeRemoved(_)
+            | EntryBody::MembershipApproved(_) => 2,
+            EntryBody::PartyRegistered(_) => 3,
+        }
+    }
 }
 
 /// A registration by hash only: the registrant computed the hashes and
@@ -380,6 +400,7 @@ pub const KNOWN_ENTRY_TYPES: &[&str] = &[
     "node.added",
     "node.removed",
     "membership.approved",
+    "party.registered",
 ];
 
 impl LedgerEntry {
@@ -407,6 +428,7 @@ impl LedgerEntry {
             EntryBody::NodeAdded(added) => &added.added_at,
             EntryBody::NodeRemoved(removed) => &removed.removed_at,
             EntryBody::MembershipApproved(approved) => &approved.recorded_at,
+            EntryBody::PartyRegistered(party) => &party.registered_at,
         }
     }
 
@@ -419,6 +441,7 @@ impl LedgerEntry {
             EntryBody::NodeAdded(_) => "node.added",
             EntryBody::NodeRemoved(_) => "node.removed",
             EntryBody::MembershipApproved(_) => "membership.approved",
+            EntryBody::PartyRegistered(_) => "party.registered",
         }
     }
 
@@ -582,6 +605,18 @@ pub enum Rejection {
     InvalidApproval {
         /// Why.
         detail: String,
+    },
+    /// The party id is in use.
+    #[error("party id {party_id} is already in use")]
+    PartyIdTaken {
+        /// The id in question.
+        party_id: String,
+    },
+    /// Another party holds the public key: a key identifies one signer.
+    #[error("the public key is already the key of party {party_id}")]
+    PartyKeyTaken {
+        /// The party holding it.
+        party_id: String,
     },
     /// `derived_from` names content that is not registered.
     #[error("derived_from names {content_id}, which is not registered")]

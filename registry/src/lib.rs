@@ -9,6 +9,7 @@
 //! # Layout
 //! - [`entry`]: ledger entries, their versioned leaf encoding, apply outcomes.
 //! - [`metadata`]: validation and canonical forms of registrant metadata.
+//! - [`party`]: parties, their roles, keys and identifiers.
 //! - [`merkle`]: RFC 9162 hashing, proofs and their verification.
 //! - [`checkpoint`]: signed checkpoints and the node's signing key.
 //! - [`intent`]: signed intents (key rotation, transfers, licences): strict
@@ -26,6 +27,7 @@ mod error;
 pub mod intent;
 pub mod merkle;
 pub mod metadata;
+pub mod party;
 pub mod scope;
 mod store;
 
@@ -38,7 +40,7 @@ pub use error::{RegistryError, Result};
 pub use intent::{IntentKind, IntentReason, SignedIntent, SignerKey};
 pub use scope::{Media, Medium, Scope, Term, Territories, TerritorySet};
 pub use store::{
-    ApplyTx, ClaimRecord, CodeKind, CodeMatch, ContentRecord, MAX_INDEXED_DISTANCE, RaftMarks,
-    RecordedNode, Registry, SNAPSHOT_PAGE, SnapshotLeaf, StoredEntry, is_sampled,
-    validate_claimed_iscc, verify_approval, voters_key,
+    ApplyTx, Beside, ClaimRecord, CodeKind, CodeMatch, ContentRecord, MAX_INDEXED_DISTANCE,
+    PartyRecord, RaftMarks, RecordedNode, Registry, SNAPSHOT_PAGE, SnapshotLeaf, StoredEntry,
+    is_sampled, validate_claimed_iscc, verify_approval, voters_key,
 };

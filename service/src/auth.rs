@@ -1,11 +1,17 @@
-//! Authentication of writes.
+//! Authentication: the node operator's token, and parties' tokens.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
-use crate::error::ApiError;
+use registry::Registry;
+use registry::party::{PartyRegistered, Role};
+
+use crate::error::{ApiError, ApiResult};
 use crate::identity::token_digest;
 use crate::state::AppState;
 
@@ -30,6 +36,103 @@ impl FromRequestParts<AppState> for Operator {
 
 /// The SHA-256 of the request's bearer token, if it is the operator's.
 pub fn operator_digest(headers: &HeaderMap, state: &AppState) -> Option<[u8; 32]> {
+    bearer_digest(headers).filter(|digest| *digest == state.operator_token_digest)
+}
+
+/// Who a request acts for: the node's operator, or a registered party
+/// (found by its token's digest, which every node holds).
+#[derive(Debug, Clone)]
+pub enum Actor {
+    /// The node operator's token.
+    Operator,
+    /// A party's token.
+    Party(Arc<PartyRegistered>),
+}
+
+impl Actor {
+    /// The name registrations record as their registrant.
+    pub fn registrant(&self) -> &str {
+        match self {
+            Actor::Operator => "operator",
+            Actor::Party(party) => &party.party_id,
+        }
+    }
+
+    /// Refuses (403) a party without `role`; the operator may do anything
+    /// a role allows.
+    pub fn require(&self, role: Role) -> ApiResult<()> {
+        match self {
+            Actor::Operator => Ok(()),
+            Actor::Party(party) if party.has(role) => Ok(()),
+            Actor::Party(party) => Err(ApiError::Forbidden(format!(
+                "party {} does not have the {} role",
+                party.party_id,
+                role.as_str()
+            ))),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Actor {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(digest) = bearer_digest(&parts.headers) else {
+            return Err(ApiError::Unauthorized);
+        };
+        if digest == state.operator_token_digest {
+            return Ok(Actor::Operator);
+        }
+        if let Some(party) = state.parties.by_token(&state.registry, &digest).await? {
+            return Ok(Actor::Party(party));
+        }
+        // The party may be registered but not yet applied here: look again
+        // once this node has caught up with every acknowledged write.
+        state.node.linearize().await?;
+        state
+            .parties
+            .by_token(&state.registry, &digest)
+            .await?
+            .map(Actor::Party)
+            .ok_or(ApiError::Unauthorized)
+    }
+}
+
+/// Parties by their token's digest, as far as this node has looked them
+/// up. A party's record and token never change once applied, so what is
+/// found here stays true; a token not found is looked up again next time,
+/// after a linearizable read, so a party registered through another node a
+/// moment ago is found.
+#[derive(Debug, Default)]
+pub struct PartyTokens {
+    known: Mutex<HashMap<[u8; 32], Arc<PartyRegistered>>>,
+}
+
+impl PartyTokens {
+    async fn by_token(
+        &self,
+        registry: &Registry,
+        digest: &[u8; 32],
+    ) -> ApiResult<Option<Arc<PartyRegistered>>> {
+        if let Some(party) = self.known.lock().ok().and_then(|k| k.get(digest).cloned()) {
+            return Ok(Some(party));
+        }
+        let Some(record) = registry.party_by_token(&hex::encode(digest)).await? else {
+            return Ok(None);
+        };
+        let party = Arc::new(record.party);
+        if let Ok(mut known) = self.known.lock() {
+            known.insert(*digest, party.clone());
+        }
+        Ok(Some(party))
+    }
+}
+
+/// The SHA-256 of the request's bearer token, whoever it belongs to.
+fn bearer_digest(headers: &HeaderMap) -> Option<[u8; 32]> {
     headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -37,5 +140,4 @@ pub fn operator_digest(headers: &HeaderMap, state: &AppState) -> Option<[u8; 32]
         // The scheme name is case-insensitive (RFC 9110 section 11.1).
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token_digest(token.trim()))
-        .filter(|digest| *digest == state.operator_token_digest)
 }

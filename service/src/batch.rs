@@ -28,8 +28,9 @@ use crate::views::{ContentView, LedgerReceipt, RegistrationReceipt};
 /// Most items in one request.
 pub const MAX_ITEMS: usize = 1000;
 
-/// Who claims are attributed to until parties exist.
-const OPERATOR: &str = "operator";
+/// The feature level that introduced `content.claimed`: no voter may meet
+/// a claim before its build knows it.
+const CLAIM_FEATURE_LEVEL: u32 = 2;
 
 /// One item of the request.
 #[derive(Debug, Deserialize)]
@@ -74,7 +75,7 @@ pub struct BatchResponse {
 }
 
 /// Checks one item and builds its claim; the error is the item's 400.
-fn claim_of(raw: &RawValue) -> ApiResult<ContentClaim> {
+fn claim_of(raw: &RawValue, registrant: &str) -> ApiResult<ContentClaim> {
     let item: Item =
         serde_json::from_str(raw.get()).map_err(|e| ApiError::BadRequest(format!("item: {e}")))?;
     let sha256 = item.sha256.to_ascii_lowercase();
@@ -108,7 +109,7 @@ fn claim_of(raw: &RawValue) -> ApiResult<ContentClaim> {
         content_id: uuid::Uuid::now_v7().to_string(),
         // Stamped by the proposer.
         claimed_at: String::new(),
-        registrant: OPERATOR.to_owned(),
+        registrant: registrant.to_owned(),
         fingerprinted_by: FingerprintedBy::Registrant,
         sha256,
         size: item.size,
@@ -122,6 +123,7 @@ fn claim_of(raw: &RawValue) -> ApiResult<ContentClaim> {
 pub async fn register_batch(
     state: &AppState,
     items: Vec<Box<RawValue>>,
+    registrant: &str,
 ) -> ApiResult<BatchResponse> {
     if items.is_empty() || items.len() > MAX_ITEMS {
         return Err(ApiError::BadRequest(format!(
@@ -129,14 +131,12 @@ pub async fn register_batch(
             items.len()
         )));
     }
-    // content.claimed is new at this feature level: no voter may meet it
-    // before its build knows it.
-    crate::cluster::require_feature_level(state, registry::FEATURE_LEVEL).await?;
+    crate::cluster::require_feature_level(state, CLAIM_FEATURE_LEVEL).await?;
     let mut results: Vec<Option<ItemResult>> = Vec::with_capacity(items.len());
     let mut claims: Vec<(usize, ContentClaim)> = Vec::new();
     let mut seen: HashMap<String, usize> = HashMap::new();
     for (position, raw) in items.into_iter().enumerate() {
-        let checked = match claim_of(&raw) {
+        let checked = match claim_of(&raw, registrant) {
             Ok(claim) => crate::register::require_parents(state, &claim.metadata.derived_from)
                 .await
                 .map(|()| claim),

@@ -162,7 +162,7 @@ pub async fn add_learner(state: &AppState, via: Via, req: LearnerRequest) -> Api
                     req.node_id, recorded.record.address
                 )));
             }
-            require_feature_level(state, FEATURE_LEVEL).await?;
+            require_feature_level(state, CLUSTER_FEATURE_LEVEL).await?;
             let reply = state
                 .peers
                 .admit(req.node_id, &req.address, members(&view))
@@ -318,7 +318,7 @@ async fn submit(
     if to.iter().copied().collect::<Vec<_>>() == view.voters {
         return Ok(json_response(StatusCode::OK, status_json(state, None)));
     }
-    require_feature_level(state, FEATURE_LEVEL).await?;
+    require_feature_level(state, CLUSTER_FEATURE_LEVEL).await?;
     let since = (OffsetDateTime::now_utc() - APPROVAL_VALIDITY)
         .format(&Rfc3339)
         .map_err(|e| ApiError::Internal(e.into()))?;
@@ -425,6 +425,10 @@ pub async fn remove_node(state: &AppState, via: Via, node_id: u64) -> ApiResult<
     tracing::info!(node.id = node_id, "Removed a node.");
     Ok(json_response(StatusCode::OK, status_json(state, None)))
 }
+
+/// The feature level that introduced the cluster's own entries
+/// (`node.added`, `membership.approved`, ...).
+const CLUSTER_FEATURE_LEVEL: u32 = 2;
 
 /// Refuses when some voter's build may not know entry types of `level`:
 /// such an entry would stop that voter.

@@ -12,6 +12,9 @@ pub enum ApiError {
     /// No or wrong credentials.
     #[error("a valid bearer token is required")]
     Unauthorized,
+    /// The credentials are valid but do not allow this.
+    #[error("{0}")]
+    Forbidden(String),
     /// The request is malformed; the detail says how.
     #[error("{0}")]
     BadRequest(String),
@@ -75,6 +78,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -95,6 +99,7 @@ impl ApiError {
     fn problem_type(&self) -> &'static str {
         match self {
             Self::Unauthorized => "urn:provreg:problem:unauthorized",
+            Self::Forbidden(_) => "urn:provreg:problem:forbidden",
             Self::BadRequest(_) => "urn:provreg:problem:bad-request",
             Self::NotFound(_) => "urn:provreg:problem:not-found",
             Self::MethodNotAllowed => "urn:provreg:problem:method-not-allowed",
@@ -214,7 +219,8 @@ impl From<Rejection> for ApiError {
             Rejection::ClusterAlreadyFormed
             | Rejection::NodeIdReused { .. }
             | Rejection::UnknownNode { .. }
-            | Rejection::InvalidApproval { .. } => Self::Conflict(r.to_string()),
+            | Rejection::InvalidApproval { .. }
+            | Rejection::PartyKeyTaken { .. } => Self::Conflict(r.to_string()),
             Rejection::MalformedEntry { .. } | Rejection::ApplyFailed { .. } => {
                 Self::Internal(anyhow::anyhow!(r))
             }
@@ -223,7 +229,9 @@ impl From<Rejection> for ApiError {
                 Self::Internal(anyhow::anyhow!(r))
             }
             // Ids are fresh UUIDv7s; a clash means a bug, not bad input.
-            Rejection::ContentIdTaken { .. } => Self::Internal(anyhow::anyhow!(r)),
+            Rejection::ContentIdTaken { .. } | Rejection::PartyIdTaken { .. } => {
+                Self::Internal(anyhow::anyhow!(r))
+            }
         }
     }
 }

@@ -34,6 +34,7 @@ mod identity;
 mod limits;
 mod matching;
 mod multipart;
+mod parties;
 mod peer;
 mod propose;
 mod register;
@@ -208,6 +209,7 @@ pub async fn run(
         proposer: Proposer::start(node.clone(), registry.clone()),
         peers: peers.clone(),
         operator_token_digest: identity.operator_token_digest,
+        parties: Arc::default(),
         gates: Arc::new(Gates::new(&args.limits, upload_dir.clone())),
         upload_dir,
         limits: media_fingerprint::Limits::default(),

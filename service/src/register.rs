@@ -18,12 +18,13 @@ use crate::state::AppState;
 use crate::upload::{Body, Received};
 use crate::views::{ContentView, LedgerReceipt, RegistrationReceipt};
 
-/// Who registrations are attributed to until parties exist.
-const OPERATOR: &str = "operator";
-
 /// Fingerprints the upload, proposes its registration through Raft and
 /// returns the receipt with a fresh inclusion proof and signed checkpoint.
-pub async fn register(state: &AppState, upload: Received) -> ApiResult<RegistrationReceipt> {
+pub async fn register(
+    state: &AppState,
+    upload: Received,
+    registrant: &str,
+) -> ApiResult<RegistrationReceipt> {
     let sha256 = hex::encode(upload.exact.sha256);
     // Cheap early answer for the common re-upload; the state machine checks
     // again when applying, which settles races between concurrent uploads.
@@ -54,7 +55,7 @@ pub async fn register(state: &AppState, upload: Received) -> ApiResult<Registrat
     let mut registration = ContentRegistration {
         content_id: uuid::Uuid::now_v7().to_string(),
         registered_at: String::new(),
-        registrant: OPERATOR.to_owned(),
+        registrant: registrant.to_owned(),
         media_kind: sniffed.kind,
         media_type: sniffed.media_type,
         size: upload.exact.size,

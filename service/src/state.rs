@@ -25,6 +25,8 @@ pub struct AppState {
     pub peers: Arc<Peers>,
     /// SHA-256 of the operator token.
     pub operator_token_digest: [u8; 32],
+    /// Parties' tokens looked up so far.
+    pub parties: Arc<crate::auth::PartyTokens>,
     /// Where uploads are spooled while they are hashed.
     pub upload_dir: PathBuf,
     /// Upload and decode slots, decode memory, spool space and rates.

@@ -10,8 +10,8 @@ use sqlx::{Any, AnyPool, Row, Transaction};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::cluster;
 use super::similarity::{self, claimed_codes, codes_of, crop_codes};
+use super::{cluster, party};
 use tlog_tiles::HashReader;
 
 use super::similarity::IndexRows;
@@ -64,6 +64,28 @@ impl std::fmt::Debug for ApplyTx {
         f.debug_struct("ApplyTx")
             .field("tree_size", &self.tree_size)
             .finish_non_exhaustive()
+    }
+}
+
+/// What travels beside a leaf in the Raft command, kept by every replica but
+/// not part of the leaf.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Beside<'a> {
+    /// The JSON of the [`Prints`] a registration's `prints_sha256` commits
+    /// to.
+    pub prints: Option<&'a str>,
+    /// The SHA-256 (lowercase hex) of a registered party's bearer token: the
+    /// token then works on every node, yet appears in no public leaf.
+    pub token_sha256: Option<&'a str>,
+}
+
+impl<'a> Beside<'a> {
+    /// Prints alone.
+    pub fn prints(prints: Option<&'a str>) -> Self {
+        Self {
+            prints,
+            token_sha256: None,
+        }
     }
 }
 
@@ -147,7 +169,7 @@ impl ApplyTx {
     /// Applies one proposed leaf, exactly these bytes; see
     /// [`ApplyTx::apply_leaves`].
     pub async fn apply_leaf(&mut self, leaf: &str, prints: Option<&str>) -> Result<ApplyOutcome> {
-        let mut outcomes = self.apply_leaves(&[(leaf, prints)]).await?;
+        let mut outcomes = self.apply_leaves(&[(leaf, Beside::prints(prints))]).await?;
         outcomes
             .pop()
             .ok_or_else(|| RegistryError::Corrupt("one leaf was applied as none".into()))
@@ -161,6 +183,8 @@ impl ApplyTx {
     ///
     /// A leaf's `prints` is the JSON of the [`Prints`] proposed with it, if
     /// any; it must be exactly what the entry's `prints_sha256` commits to.
+    /// Its `token_sha256` comes with a `party.registered` entry and with no
+    /// other.
     ///
     /// An `Err` is a storage failure or an entry this build cannot judge
     /// ([`RegistryError::UnsupportedEntry`]); the batch must not commit. A
@@ -170,7 +194,7 @@ impl ApplyTx {
     /// back and its other leaves applied again without it.
     pub async fn apply_leaves(
         &mut self,
-        leaves: &[(&str, Option<&str>)],
+        leaves: &[(&str, Beside<'_>)],
     ) -> Result<Vec<ApplyOutcome>> {
         // One savepoint per command rather than per leaf: a panic is rare,
         // and a round trip to the database per leaf is not.
@@ -187,7 +211,7 @@ impl ApplyTx {
         let mut failed: BTreeMap<usize, String> = BTreeMap::new();
         'apply: loop {
             let mut outcomes = Vec::with_capacity(leaves.len());
-            for (i, (&(leaf, prints), entry)) in leaves.iter().zip(&entries).enumerate() {
+            for (i, (&(leaf, beside), entry)) in leaves.iter().zip(&entries).enumerate() {
                 if let Some(detail) = failed.get(&i) {
                     outcomes.push(ApplyOutcome::Rejected(Rejection::ApplyFailed {
                         detail: detail.clone(),
@@ -201,7 +225,7 @@ impl ApplyTx {
                         continue;
                     }
                 };
-                let applied = AssertUnwindSafe(self.apply_decoded(leaf, entry, prints))
+                let applied = AssertUnwindSafe(self.apply_decoded(leaf, entry, beside))
                     .catch_unwind()
                     .await;
                 match applied {
@@ -239,13 +263,13 @@ impl ApplyTx {
         &mut self,
         leaf: &str,
         entry: &LedgerEntry,
-        prints: Option<&str>,
+        beside: Beside<'_>,
     ) -> Result<ApplyOutcome> {
         let at = match self.check_time(entry) {
             Ok(at) => at,
             Err(rejection) => return Ok(ApplyOutcome::Rejected(rejection)),
         };
-        let parsed = match check_prints(entry, prints) {
+        let parsed = match check_beside(entry, beside) {
             Ok(parsed) => parsed,
             Err(rejection) => return Ok(ApplyOutcome::Rejected(rejection)),
         };
@@ -253,7 +277,7 @@ impl ApplyTx {
             return Ok(ApplyOutcome::Rejected(rejection));
         }
         let outcome = self
-            .append_leaf(leaf, entry, prints.zip(parsed.as_ref()))
+            .append_leaf(leaf, entry, beside, parsed.as_ref())
             .await?;
         // After the rows are written, so the test sees them undone.
         #[cfg(test)]
@@ -291,12 +315,12 @@ impl ApplyTx {
     pub(super) async fn append_stored_leaf(
         &mut self,
         leaf: &str,
-        prints: Option<&str>,
+        beside: Beside<'_>,
     ) -> Result<()> {
         let entry = LedgerEntry::from_leaf(leaf)?;
-        let parsed = check_prints(&entry, prints)
+        let parsed = check_beside(&entry, beside)
             .map_err(|r| RegistryError::Corrupt(format!("snapshot leaf: {r}")))?;
-        self.append_leaf(leaf, &entry, prints.zip(parsed.as_ref()))
+        self.append_leaf(leaf, &entry, beside, parsed.as_ref())
             .await?;
         self.latest =
             parse_timestamp(entry.timestamp()).map(|at| (at, entry.timestamp().to_owned()));
@@ -308,7 +332,8 @@ impl ApplyTx {
             entry.body,
             EntryBody::ContentRegistered(_) | EntryBody::ContentClaimed(_)
         ) {
-            // Cluster checks read the database, so it must be whole.
+            // Cluster and party checks read the database, so it must be
+            // whole.
             self.flush().await?;
         }
         let conn: &mut AnyConnection = &mut self.tx;
@@ -345,12 +370,7 @@ impl ApplyTx {
                 check_parents(conn, pending, &reg.metadata.derived_from).await
             }
             EntryBody::ContentClaimed(claim) => {
-                if claim.sha256.len() != 64
-                    || !claim
-                        .sha256
-                        .bytes()
-                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-                {
+                if !is_lower_hex_sha256(&claim.sha256) {
                     return Ok(Some(Rejection::MalformedEntry {
                         detail: "sha256 must be 64 lowercase hexadecimal digits".into(),
                     }));
@@ -372,6 +392,7 @@ impl ApplyTx {
                 }
                 check_parents(conn, pending, &claim.metadata.derived_from).await
             }
+            EntryBody::PartyRegistered(registered) => party::check(conn, registered).await,
             _ => cluster::check(conn, self.tree_size, entry).await,
         }
     }
@@ -380,8 +401,10 @@ impl ApplyTx {
         &mut self,
         leaf: &str,
         entry: &LedgerEntry,
-        prints: Option<(&str, &Prints)>,
+        beside: Beside<'_>,
+        parsed: Option<&Prints>,
     ) -> Result<ApplyOutcome> {
+        let prints = beside.prints.zip(parsed);
         let index = self.tree_size;
         let idx = to_i64(index)?;
         let new_hashes = self
@@ -421,6 +444,10 @@ impl ApplyTx {
                 pending.ids.insert(claim.content_id.clone());
                 let codes = claimed_codes(&claim.iscc)?;
                 similarity::index(&mut pending.index, &claim.content_id, index, &codes, None)?;
+            }
+            EntryBody::PartyRegistered(registered) => {
+                self.flush().await?;
+                party::index(&mut self.tx, index, registered, beside.token_sha256).await?;
             }
             _ => {
                 self.flush().await?;
@@ -491,6 +518,8 @@ impl ApplyTx {
     /// Deletes every ledger row, for a snapshot install that rebuilds them.
     pub(super) async fn clear(&mut self) -> Result<()> {
         for table in [
+            "party_token",
+            "party",
             "cluster_approval",
             "cluster_node",
             "content_claim",
@@ -556,6 +585,34 @@ async fn latest_timestamp(
     // Leaves applied before timestamps were checked may not parse; they
     // then set no lower bound.
     Ok(parse_timestamp(&text).map(|at| (at, text)))
+}
+
+/// Checks what came beside an entry: the prints against the registration's
+/// commitment (decoded), and a token digest with a party and nothing else.
+fn check_beside(entry: &LedgerEntry, beside: Beside<'_>) -> Result<Option<Prints>, Rejection> {
+    match (&entry.body, beside.token_sha256) {
+        (EntryBody::PartyRegistered(_), Some(digest)) if is_lower_hex_sha256(digest) => {}
+        (EntryBody::PartyRegistered(_), _) => {
+            return Err(Rejection::MalformedEntry {
+                detail: "a party.registered entry carries the SHA-256 of the party's token, 64 lowercase hexadecimal digits".into(),
+            });
+        }
+        (_, Some(_)) => {
+            return Err(Rejection::MalformedEntry {
+                detail: format!("a {} entry carries no token", entry.type_name()),
+            });
+        }
+        (_, None) => {}
+    }
+    check_prints(entry, beside.prints)
+}
+
+/// Whether `text` is a SHA-256 in lowercase hex.
+pub(crate) fn is_lower_hex_sha256(text: &str) -> bool {
+    text.len() == 64
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Checks the prints sent with an entry against its commitment and decodes

@@ -39,7 +39,9 @@ pub(super) async fn check(
     entry: &LedgerEntry,
 ) -> Result<Option<Rejection>> {
     match &entry.body {
-        EntryBody::ContentRegistered(_) | EntryBody::ContentClaimed(_) => Ok(None),
+        EntryBody::ContentRegistered(_)
+        | EntryBody::ContentClaimed(_)
+        | EntryBody::PartyRegistered(_) => Ok(None),
         EntryBody::ClusterFormed(formed) => {
             if index != 0 || cluster_id(conn).await?.is_some() {
                 return Ok(Some(Rejection::ClusterAlreadyFormed));
@@ -131,7 +133,9 @@ pub fn verify_approval(approval: &Approval, node_key: &str) -> bool {
 /// Indexes a cluster entry appended at leaf `index`.
 pub(super) async fn index(conn: &mut AnyConnection, index: u64, entry: &LedgerEntry) -> Result<()> {
     match &entry.body {
-        EntryBody::ContentRegistered(_) | EntryBody::ContentClaimed(_) => {}
+        EntryBody::ContentRegistered(_)
+        | EntryBody::ContentClaimed(_)
+        | EntryBody::PartyRegistered(_) => {}
         EntryBody::ClusterFormed(formed) => {
             sqlx::query("insert into cluster_info (id, cluster_id, origin) values (1, $1, $2)")
                 .bind(&formed.cluster_id)

@@ -9,6 +9,7 @@ mod apply;
 mod cluster;
 mod content;
 mod ledger;
+mod party;
 mod similarity;
 mod snapshot;
 
@@ -17,10 +18,11 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor, Row};
 
-pub use apply::ApplyTx;
+pub use apply::{ApplyTx, Beside};
 pub use cluster::{RecordedNode, verify_approval, voters_key};
 pub use content::{ClaimRecord, ContentRecord};
 pub use ledger::StoredEntry;
+pub use party::PartyRecord;
 pub use similarity::{
     CodeKind, CodeMatch, MAX_INDEXED_DISTANCE, is_sampled, validate_claimed_iscc,
 };

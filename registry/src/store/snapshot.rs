@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
-use super::{ApplyTx, RaftMarks, Registry, from_i64, to_i64};
+use super::{ApplyTx, Beside, RaftMarks, Registry, from_i64, to_i64};
 use crate::Result;
 
 /// One leaf of a snapshot, exactly as stored, with its prints if any.
@@ -19,6 +19,9 @@ pub struct SnapshotLeaf {
     /// The prints stored beside it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prints: Option<String>,
+    /// The SHA-256 of the token of the party it registers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_sha256: Option<String>,
 }
 
 /// Leaves per page when a snapshot is read.
@@ -47,9 +50,11 @@ impl Registry {
     /// written with their leaf, so every leaf read has its prints already.
     pub async fn snapshot_leaves(&self, start: u64, end: u64) -> Result<Vec<SnapshotLeaf>> {
         let rows = sqlx::query(
-            "select e.leaf, p.prints from ledger_entry e \
+            "select e.leaf, p.prints, t.token_sha256 from ledger_entry e \
              left join content c on c.ledger_idx = e.idx \
              left join content_print p on p.content_id = c.content_id \
+             left join party pa on pa.ledger_idx = e.idx \
+             left join party_token t on t.party_id = pa.party_id \
              where e.idx >= $1 and e.idx < $2 order by e.idx",
         )
         .bind(to_i64(start)?)
@@ -61,6 +66,7 @@ impl Registry {
                 Ok(SnapshotLeaf {
                     leaf: row.try_get(0)?,
                     prints: row.try_get(1)?,
+                    token_sha256: row.try_get(2)?,
                 })
             })
             .collect()
@@ -82,7 +88,13 @@ impl ApplyTx {
     /// Appends one snapshot leaf exactly as given: the text is not
     /// re-serialised, so the rebuilt tree has the same hashes.
     pub async fn append_snapshot_leaf(&mut self, leaf: &SnapshotLeaf) -> Result<()> {
-        self.append_stored_leaf(&leaf.leaf, leaf.prints.as_deref())
-            .await
+        self.append_stored_leaf(
+            &leaf.leaf,
+            Beside {
+                prints: leaf.prints.as_deref(),
+                token_sha256: leaf.token_sha256.as_deref(),
+            },
+        )
+        .await
     }
 }

@@ -17,7 +17,7 @@ pub(crate) enum TestDb {
 }
 
 impl TestDb {
-    async fn drop_db(self) {
+    pub(crate) async fn drop_db(self) {
         if let TestDb::Postgres { admin_url, name } = self {
             let pool = AnyPool::connect(&admin_url).await.unwrap();
             sqlx::query(&format!("drop database if exists {name} with (force)"))
@@ -108,7 +108,7 @@ pub(crate) fn registration(n: u32) -> LedgerEntry {
     }))
 }
 
-async fn apply_all(reg: &Registry, entries: &[LedgerEntry]) -> Vec<ApplyOutcome> {
+pub(crate) async fn apply_all(reg: &Registry, entries: &[LedgerEntry]) -> Vec<ApplyOutcome> {
     let mut tx = reg.begin_apply().await.unwrap();
     let mut out = vec![];
     for e in entries {
@@ -825,7 +825,10 @@ async fn a_panicking_leaf_is_rejected_alone() {
             .iter()
             .map(|e| e.to_leaf().unwrap())
             .collect();
-        let pairs: Vec<(&str, Option<&str>)> = leaves.iter().map(|l| (l.as_str(), None)).collect();
+        let pairs: Vec<(&str, crate::Beside<'_>)> = leaves
+            .iter()
+            .map(|l| (l.as_str(), crate::Beside::default()))
+            .collect();
         let mut tx = reg.begin_apply().await.unwrap();
         let outcomes = tx.apply_leaves(&pairs).await.unwrap();
         tx.commit(&RaftMarks::default()).await.unwrap();
@@ -893,7 +896,10 @@ async fn leaves_of_one_command_see_each_other() {
             LedgerEntry::new(EntryBody::ContentRegistered(derived)),
         ];
         let leaves: Vec<String> = entries.iter().map(|e| e.to_leaf().unwrap()).collect();
-        let pairs: Vec<(&str, Option<&str>)> = leaves.iter().map(|l| (l.as_str(), None)).collect();
+        let pairs: Vec<(&str, crate::Beside<'_>)> = leaves
+            .iter()
+            .map(|l| (l.as_str(), crate::Beside::default()))
+            .collect();
         let mut tx = reg.begin_apply().await.unwrap();
         let together = tx.apply_leaves(&pairs).await.unwrap();
         tx.commit(&RaftMarks::default()).await.unwrap();

@@ -9,7 +9,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use crate::auth::Operator;
+use registry::party::Role;
+
+use crate::auth::{Actor, Operator};
 use crate::error::{ApiError, ApiResult};
 use crate::limits::Caller;
 use crate::matching::{self, MatchResponse};
@@ -38,17 +40,21 @@ pub(super) fn router() -> Router<AppState> {
 }
 
 /// Registers a file; 201 with the receipt, 409 if the bytes are registered.
+/// The operator's token, or a token of a party with the broadcaster role.
 async fn post_content(
     State(state): State<AppState>,
-    operator: Result<Operator, ApiError>,
+    actor: Result<Actor, ApiError>,
     request: Request,
 ) -> ApiResult<(StatusCode, Json<RegistrationReceipt>)> {
-    if let Err(unauthorized) = operator {
-        upload::discard(request).await;
-        return Err(unauthorized);
-    }
+    let actor = match actor.and_then(|a| a.require(Role::Broadcaster).map(|()| a)) {
+        Ok(actor) => actor,
+        Err(refused) => {
+            upload::discard(request).await;
+            return Err(refused);
+        }
+    };
     let received = upload::receive(&state, request, Caller::Operator).await?;
-    let receipt = register::register(&state, received).await?;
+    let receipt = register::register(&state, received, actor.registrant()).await?;
     Ok((StatusCode::CREATED, Json(receipt)))
 }
 
@@ -56,9 +62,10 @@ async fn post_content(
 /// per item, in order.
 async fn post_content_batch(
     State(state): State<AppState>,
-    _operator: Operator,
+    actor: Actor,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<batch::BatchResponse>> {
+    actor.require(Role::Broadcaster)?;
     let body = body.map_err(|rejection| match rejection.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge {
             limit: state.gates.max_json_bytes(),
@@ -66,7 +73,9 @@ async fn post_content_batch(
         _ => ApiError::BadRequest(format!("reading the request body failed: {rejection}")),
     })?;
     let items = batch::parse_items(&body)?;
-    Ok(Json(batch::register_batch(&state, items).await?))
+    Ok(Json(
+        batch::register_batch(&state, items, actor.registrant()).await?,
+    ))
 }
 
 /// Registered content that is the same as or similar to the uploaded file,

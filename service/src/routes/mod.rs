@@ -8,6 +8,7 @@ mod cluster;
 mod content;
 mod health;
 mod log;
+mod parties;
 pub mod peer;
 
 /// Every route of the API.
@@ -17,4 +18,5 @@ pub fn router() -> Router<AppState> {
         .merge(log::router())
         .merge(health::router())
         .merge(cluster::router())
+        .merge(parties::router())
 }

@@ -13,6 +13,7 @@ mod faults;
 mod hostile;
 mod limits;
 mod matching;
+mod parties;
 // media-fingerprint's own builders of test media (a FLAC of silence, say),
 // shared as its decode_memory example shares them.
 #[allow(dead_code)]

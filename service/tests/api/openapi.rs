@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use crate::support::{TestApp, media};
 
 /// The operations the API has, each named after its handler.
-const OPERATION_IDS: [&str; 15] = [
+const OPERATION_IDS: [&str; 17] = [
     "post_content",
     "post_content_batch",
     "post_learner",
@@ -32,6 +32,8 @@ const OPERATION_IDS: [&str; 15] = [
     "get_inclusion_proof",
     "get_consistency_proof",
     "get_health",
+    "post_party",
+    "get_party",
 ];
 
 /// Operations whose success needs a second node (a node to add or to
@@ -523,7 +525,17 @@ async fn every_documented_operation_is_served_as_documented() {
     let registered = app.upload_raw(rocket, "image/jpeg").await;
     assert_eq!(registered.status(), 201);
     let registered: Value = registered.json().await.unwrap();
+    // A party whose key is not the one in the document's example.
+    let (status, party) = app
+        .post_json(
+            "/v1/parties",
+            &json!({"name": "Documented Party", "roles": ["auditor"],
+                    "public_key": "PUAXw+hDiVqStwqnTRt+vJyYLM8uxJaMwM1V8Sr0Zgw="}),
+        )
+        .await;
+    assert_eq!(status, 201, "{party}");
     let values = [
+        ("party_id", party["party_id"].as_str().unwrap().to_owned()),
         (
             "content_id",
             registered["content_id"].as_str().unwrap().to_owned(),

@@ -1,0 +1,239 @@
+//! `/v1/parties`: parties, their tokens and what their roles open.
+
+use base64::Engine;
+use base64::prelude::BASE64_STANDARD;
+use ring::digest::{SHA256, digest};
+use serde_json::{Value, json};
+
+use crate::support::{NodeDir, TestApp, write_secret};
+
+/// Raw Ed25519 public keys (RFC 8032's test keys 1 to 3), base64.
+const KEYS: [&str; 3] = [
+    "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",
+    "PUAXw+hDiVqStwqnTRt+vJyYLM8uxJaMwM1V8Sr0Zgw=",
+    "/FHNjmIYoaONpH7QAjDwWAgW7RO6MwOsXeuRFUiQgCU=",
+];
+
+/// POSTs `body` to `path` with `token`; (status, JSON body).
+async fn post_as(app: &TestApp, token: &str, path: &str, body: &Value) -> (u16, Value) {
+    let resp = app
+        .client
+        .post(app.url(path))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// Uploads `bytes` with `token`; (status, JSON body).
+async fn upload_as(app: &TestApp, token: &str, bytes: &[u8]) -> (u16, Value) {
+    let resp = app
+        .client
+        .post(app.url("/v1/content"))
+        .bearer_auth(token)
+        .header("content-type", "application/octet-stream")
+        .body(bytes.to_vec())
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// The operator registers a party and gets its token once; the party is a
+/// public leaf (name, roles, key, identifiers) without the token or its
+/// digest, shown by `GET /v1/parties/{id}`. Bad requests are 400 naming the
+/// field, a key another party holds is 409, and nothing is appended for
+/// either. Roles gate tokens: a broadcaster registers content in its own
+/// name, an auditor may not (403), an operator party may register parties,
+/// and no party token opens the cluster API. Tokens outlive a restart.
+#[tokio::test]
+async fn parties_tokens_and_roles() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = TestApp::start(dir.path()).await;
+    let op = app.token.clone();
+    let request = json!({
+        "name": "Radio Example",
+        "roles": ["broadcaster", "rights_holder"],
+        "public_key": KEYS[0],
+        "identifiers": {"isni": "0000 0001 2103 2683"},
+    });
+
+    let resp = app
+        .client
+        .post(app.url("/v1/parties"))
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let size_before = app.checkpoint().await.head.size;
+    for (bad, field) in [
+        (
+            json!({"name": "A", "roles": ["broadcaster"], "public_key": "AAAA"}),
+            "public_key",
+        ),
+        (
+            json!({"name": "A", "roles": ["admin"], "public_key": KEYS[1]}),
+            "roles",
+        ),
+        (
+            json!({"name": " ", "roles": ["auditor"], "public_key": KEYS[1]}),
+            "name",
+        ),
+        (
+            json!({"name": "A", "roles": ["auditor"], "public_key": KEYS[1], "identifiers": {"isni": "0000000121032684"}}),
+            "isni",
+        ),
+        (
+            json!({"name": "A", "roles": ["auditor"], "public_key": KEYS[1], "colour": "red"}),
+            "colour",
+        ),
+    ] {
+        let (status, problem) = post_as(&app, &op, "/v1/parties", &bad).await;
+        assert_eq!(status, 400, "{bad} {problem}");
+        assert!(
+            problem["detail"].as_str().unwrap().contains(field),
+            "{field}: {problem}"
+        );
+    }
+    assert_eq!(app.checkpoint().await.head.size, size_before);
+
+    let (status, created) = post_as(&app, &op, "/v1/parties", &request).await;
+    assert_eq!(status, 201, "{created}");
+    let party_id = created["party_id"].as_str().unwrap().to_owned();
+    let token = created["token"].as_str().unwrap().to_owned();
+    let (status, shown) = app.get_json(&format!("/v1/parties/{party_id}")).await;
+    assert_eq!(status, 200, "{shown}");
+    assert_eq!(shown["name"], "Radio Example");
+    assert_eq!(shown["roles"], json!(["broadcaster", "rights_holder"]));
+    assert_eq!(shown["public_key"], KEYS[0]);
+    assert_eq!(shown["identifiers"]["isni"], "0000000121032683");
+    assert_eq!(shown["ledger_index"], created["ledger_index"]);
+    assert!(shown.get("token").is_none(), "{shown}");
+    let (_, entry) = app
+        .get_json(&format!("/v1/log/entries/{}", created["ledger_index"]))
+        .await;
+    assert_eq!(entry["entry"]["type"], "party.registered", "{entry}");
+    let leaf = String::from_utf8(
+        BASE64_STANDARD
+            .decode(entry["leaf"].as_str().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    let token_digest = hex::encode(digest(&SHA256, token.as_bytes()));
+    assert!(
+        !leaf.contains(&token) && !leaf.contains(&token_digest),
+        "{leaf}"
+    );
+
+    let size = app.checkpoint().await.head.size;
+    let same_key = json!({"name": "Copycat", "roles": ["auditor"], "public_key": KEYS[0]});
+    let (status, problem) = post_as(&app, &op, "/v1/parties", &same_key).await;
+    assert_eq!(status, 409, "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains(&party_id),
+        "{problem}"
+    );
+    assert_eq!(app.checkpoint().await.head.size, size);
+
+    let (status, receipt) = upload_as(&app, &token, b"a broadcaster's own file").await;
+    assert_eq!(status, 201, "{receipt}");
+    assert_eq!(receipt["registrant"], party_id.as_str());
+    let (status, problem) = post_as(&app, &token, "/v1/parties", &same_key).await;
+    assert_eq!(status, 403, "{problem}");
+
+    let auditor = json!({"name": "Audit Office", "roles": ["auditor"], "public_key": KEYS[1]});
+    let (status, created) = post_as(&app, &op, "/v1/parties", &auditor).await;
+    assert_eq!(status, 201, "{created}");
+    let auditor_token = created["token"].as_str().unwrap().to_owned();
+    let (status, problem) = upload_as(&app, &auditor_token, b"not an auditor's job").await;
+    assert_eq!(status, 403, "{problem}");
+    assert_eq!(problem["type"], "urn:provreg:problem:forbidden");
+    let (status, _) = post_as(
+        &app,
+        &auditor_token,
+        "/v1/content/batch",
+        &json!([{"sha256": "ab".repeat(32), "size": 1}]),
+    )
+    .await;
+    assert_eq!(status, 403);
+
+    let manager = json!({"name": "Registry Desk", "roles": ["operator"], "public_key": KEYS[2]});
+    let (status, created) = post_as(&app, &op, "/v1/parties", &manager).await;
+    assert_eq!(status, 201, "{created}");
+    let manager_token = created["token"].as_str().unwrap().to_owned();
+    let another = json!({"name": "Newcomer", "roles": ["auditor"], "public_key": "O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik="});
+    let (status, created) = post_as(&app, &manager_token, "/v1/parties", &another).await;
+    assert_eq!(status, 201, "{created}");
+    for party_token in [&token, &auditor_token, &manager_token] {
+        let (status, _) = post_as(
+            &app,
+            party_token,
+            "/v1/cluster/membership",
+            &json!({"voters": [1]}),
+        )
+        .await;
+        assert_eq!(status, 401);
+    }
+
+    let (status, _) = app
+        .get_json("/v1/parties/0192f0c1-0000-7000-8000-000000000099")
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = app.get_json("/v1/parties/not-an-id").await;
+    assert_eq!(status, 400);
+    let resp = app
+        .client
+        .post(app.url("/v1/content"))
+        .bearer_auth("not-a-token")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+
+    app.kill();
+    let app = TestApp::start(dir.path()).await;
+    let (status, receipt) = upload_as(&app, &token, b"after a restart").await;
+    assert_eq!(status, 201, "{receipt}");
+}
+
+/// A party registered on one node can use its token on another: the
+/// token's digest is replicated beside the leaf.
+#[tokio::test]
+async fn a_party_token_works_on_every_node() {
+    let secrets = tempfile::tempdir().unwrap();
+    let secret = write_secret(secrets.path(), "secret", "correct horse battery staple 42");
+    let nodes: Vec<NodeDir> = (1..=2).map(NodeDir::new).collect();
+    let n1 = nodes[0].start(&secret, false).await;
+    let n2 = nodes[1].start(&secret, true).await;
+    let (status, body) = n1
+        .post_json(
+            "/v1/cluster/learners",
+            &json!({"node_id": 2, "address": nodes[1].peer}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, created) = n1
+        .post_json(
+            "/v1/parties",
+            &json!({"name": "Channel Two", "roles": ["broadcaster"], "public_key": KEYS[0]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let token = created["token"].as_str().unwrap();
+    let (status, receipt) = upload_as(&n2, token, b"registered through node 2").await;
+    assert_eq!(status, 201, "{receipt}");
+    assert_eq!(receipt["registrant"], created["party_id"]);
+    let (status, shown) = n2
+        .get_json(&format!(
+            "/v1/parties/{}",
+            created["party_id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(status, 200, "{shown}");
+}
