@@ -701,28 +701,22 @@ impl Known {
             })
             .collect();
         let mut known = Self::default();
+        let sqlite = super::is_sqlite(conn);
         for chunk in keys.chunks(500) {
-            let n = chunk.len();
-            let list = |from: usize| {
-                (from..from + n)
-                    .map(|i| format!("${i}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            let (hashes, ids) = (list(1), list(n + 1));
-            let sql = format!(
-                "select 'registered' as what, sha256, content_id from content where sha256 in ({hashes}) \
-                 union all select 'claimed', sha256, content_id from content_claim where sha256 in ({hashes}) \
-                 union all select 'id', sha256, content_id from content where content_id in ({ids}) \
-                 union all select 'id', sha256, content_id from content_claim where content_id in ({ids})"
-            );
-            let mut query = sqlx::query(&sql);
-            for (sha256, _) in chunk {
-                query = query.bind(*sha256);
-            }
-            for (_, content_id) in chunk {
-                query = query.bind(*content_id);
-            }
+            let hashes = || chunk.iter().map(|&(sha256, _)| Param::Text(sha256));
+            let ids = || chunk.iter().map(|&(_, id)| Param::Text(id));
+            let mut statement = super::Statement::new(sqlite);
+            statement
+                .sql("select 'registered' as what, sha256, content_id from content where sha256 in (")
+                .list(hashes())
+                .sql(") union all select 'claimed', sha256, content_id from content_claim where sha256 in (")
+                .list(hashes())
+                .sql(") union all select 'id', sha256, content_id from content where content_id in (")
+                .list(ids())
+                .sql(") union all select 'id', sha256, content_id from content_claim where content_id in (")
+                .list(ids())
+                .sql(")");
+            let query = statement.query();
             for row in query.fetch_all(&mut *conn).await? {
                 let what: String = row.try_get(0)?;
                 let sha256: String = row.try_get(1)?;

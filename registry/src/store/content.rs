@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use sqlx::Row;
 
-use super::{Registry, from_i64};
+use super::{Param, Registry, Statement, from_i64};
 use crate::Result;
 use crate::entry::{ContentClaim, ContentRegistration, EntryBody};
 
@@ -106,19 +106,17 @@ impl Registry {
     pub async fn holders_by_sha256(&self, sha256s: &[String]) -> Result<HashMap<String, String>> {
         let mut holders = HashMap::new();
         for chunk in sha256s.chunks(1000) {
-            let list: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-            let list = list.join(", ");
+            let list = || chunk.iter().map(|sha256| Param::Text(sha256));
             // Claims first, so that a registration of the same bytes
             // overwrites its claim.
-            let sql = format!(
-                "select sha256, content_id, 0 as registered from content_claim where sha256 in ({list}) \
-                 union all select sha256, content_id, 1 from content where sha256 in ({list}) \
-                 order by registered"
-            );
-            let mut query = sqlx::query(&sql);
-            for sha256 in chunk {
-                query = query.bind(sha256.as_str());
-            }
+            let mut statement = Statement::new(self.sqlite);
+            statement
+                .sql("select sha256, content_id, 0 as registered from content_claim where sha256 in (")
+                .list(list())
+                .sql(") union all select sha256, content_id, 1 from content where sha256 in (")
+                .list(list())
+                .sql(") order by registered");
+            let query = statement.query();
             for row in query.fetch_all(&self.pool).await? {
                 holders.insert(row.try_get(0)?, row.try_get(1)?);
             }
