@@ -140,6 +140,12 @@ async fn configure_sqlite(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
     // pages all over the similarity indexes, and the state machine's inserts
     // into the random-keyed indexes (SHA-256, code bands) do too.
     conn.execute("pragma cache_size = -65536").await?;
+    // Copy the WAL back into the database every 32 MiB of WAL rather than
+    // every 4 MiB: pages written again and again (index pages, the tree's
+    // right edge) are then copied once per checkpoint instead of several
+    // times. Batches of claims on three nodes measured about 14 % faster.
+    // Durability is the WAL's, which every commit fsyncs.
+    conn.execute("pragma wal_autocheckpoint = 8192").await?;
     Ok(())
 }
 
