@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use media_fingerprint::{MediaKind, MissingFingerprint};
 use serde::{Deserialize, Serialize};
 
-use crate::party::PartyRegistered;
+use crate::party::{PartyKeyRotated, PartyRegistered};
 use crate::{RegistryError, Result, metadata};
 
 /// The entry encoding this build writes. Readers refuse versions they do not
@@ -66,6 +66,9 @@ pub enum EntryBody {
     /// A party was registered, with the key that signs its intents.
     #[serde(rename = "party.registered")]
     PartyRegistered(PartyRegistered),
+    /// A party's signing key was replaced, on its signed intent.
+    #[serde(rename = "party.key_rotated")]
+    PartyKeyRotated(PartyKeyRotated),
 }
 
 impl EntryBody {
@@ -78,7 +81,7 @@ impl EntryBody {
             | EntryBody::NodeAdded(_)
             | EntryBody::NodeRemoved(_)
             | EntryBody::MembershipApproved(_) => 2,
-            EntryBody::PartyRegistered(_) => 3,
+            EntryBody::PartyRegistered(_) | EntryBody::PartyKeyRotated(_) => 3,
         }
     }
 }
@@ -401,6 +404,7 @@ pub const KNOWN_ENTRY_TYPES: &[&str] = &[
     "node.removed",
     "membership.approved",
     "party.registered",
+    "party.key_rotated",
 ];
 
 impl LedgerEntry {
@@ -429,6 +433,7 @@ impl LedgerEntry {
             EntryBody::NodeRemoved(removed) => &removed.removed_at,
             EntryBody::MembershipApproved(approved) => &approved.recorded_at,
             EntryBody::PartyRegistered(party) => &party.registered_at,
+            EntryBody::PartyKeyRotated(rotated) => &rotated.rotated_at,
         }
     }
 
@@ -442,6 +447,7 @@ impl LedgerEntry {
             EntryBody::NodeRemoved(_) => "node.removed",
             EntryBody::MembershipApproved(_) => "membership.approved",
             EntryBody::PartyRegistered(_) => "party.registered",
+            EntryBody::PartyKeyRotated(_) => "party.key_rotated",
         }
     }
 
@@ -617,6 +623,22 @@ pub enum Rejection {
     PartyKeyTaken {
         /// The party holding it.
         party_id: String,
+    },
+    /// No party has this id.
+    #[error("there is no party {party_id}")]
+    UnknownParty {
+        /// The id in question.
+        party_id: String,
+    },
+    /// A signed intent that does not check out at this point of the log.
+    /// `rule` is the stable name of the rule it broke (see
+    /// `registry::intent::IntentReason::as_str`).
+    #[error("the intent is refused ({rule}): {detail}")]
+    IntentRefused {
+        /// Which rule, e.g. `bad-signature` or `replayed-intent`.
+        rule: String,
+        /// What exactly.
+        detail: String,
     },
     /// `derived_from` names content that is not registered.
     #[error("derived_from names {content_id}, which is not registered")]

@@ -179,6 +179,24 @@ impl PartyRegistered {
     }
 }
 
+/// `party.key_rotated`: a party's signing key replaced, on an intent of type
+/// `key.rotate` that the old key and the new one both signed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartyKeyRotated {
+    /// When, RFC 3339 UTC, set by the proposing node.
+    pub rotated_at: String,
+    /// The party.
+    pub party_id: String,
+    /// Its new key, standard base64 of the raw 32 bytes.
+    pub public_key: String,
+    /// The intent's replay key: SHA-256 (hex) of the signed message.
+    pub intent_sha256: String,
+    /// The request body as signed, `{"intent", "signatures"}`, so that
+    /// anyone can check the signatures from the log alone.
+    pub signed: serde_json::Value,
+}
+
 const PUBLIC_KEY_RULE: &str =
     "must be the standard base64 (with padding) of a raw 32-byte Ed25519 public key";
 

@@ -15,6 +15,16 @@ pub enum ApiError {
     /// The credentials are valid but do not allow this.
     #[error("{0}")]
     Forbidden(String),
+    /// A signed intent broke one of the rules of docs/SIGNING.md;
+    /// `reason` names it (`bad-signature`, `expired`, ...) and is the
+    /// problem type's last part.
+    #[error("{detail}")]
+    Intent {
+        /// The rule, as `registry::intent::IntentReason::as_str` names it.
+        reason: String,
+        /// What exactly.
+        detail: String,
+    },
     /// The request is malformed; the detail says how.
     #[error("{0}")]
     BadRequest(String),
@@ -79,6 +89,15 @@ impl ApiError {
         match self {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Intent { reason, .. } => match reason.as_str() {
+                "wrong-log" | "expired" | "expiry-too-far" => StatusCode::UNPROCESSABLE_ENTITY,
+                "missing-signature"
+                | "unexpected-signer"
+                | "duplicate-signature"
+                | "bad-signature" => StatusCode::FORBIDDEN,
+                "replayed-intent" => StatusCode::CONFLICT,
+                _ => StatusCode::BAD_REQUEST,
+            },
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -96,7 +115,10 @@ impl ApiError {
     }
 
     /// The problem type, a stable identifier clients can switch on.
-    fn problem_type(&self) -> &'static str {
+    fn problem_type(&self) -> std::borrow::Cow<'static, str> {
+        if let Self::Intent { reason, .. } = self {
+            return format!("urn:provreg:problem:{reason}").into();
+        }
         match self {
             Self::Unauthorized => "urn:provreg:problem:unauthorized",
             Self::Forbidden(_) => "urn:provreg:problem:forbidden",
@@ -112,8 +134,9 @@ impl ApiError {
             Self::Unprocessable(_) => "urn:provreg:problem:unprocessable-media",
             Self::Busy { .. } => "urn:provreg:problem:overloaded",
             Self::RateLimited { .. } => "urn:provreg:problem:rate-limited",
-            Self::Internal(_) => "urn:provreg:problem:internal",
+            Self::Internal(_) | Self::Intent { .. } => "urn:provreg:problem:internal",
         }
+        .into()
     }
 }
 
@@ -184,6 +207,10 @@ impl From<RegistryError> for ApiError {
                 Self::BadRequest(e.to_string())
             }
             RegistryError::NotFound(what) => Self::NotFound(format!("{what} not found")),
+            RegistryError::Intent { reason, detail } => Self::Intent {
+                reason: reason.as_str().to_owned(),
+                detail,
+            },
             other => Self::Internal(other.into()),
         }
     }
@@ -209,6 +236,11 @@ impl From<Rejection> for ApiError {
         match r {
             Rejection::DuplicateContent { content_id } => Self::Duplicate { content_id },
             Rejection::UnknownDerivedFrom { .. } => Self::BadRequest(r.to_string()),
+            Rejection::UnknownParty { .. } => Self::NotFound(r.to_string()),
+            Rejection::IntentRefused { rule, detail } => Self::Intent {
+                reason: rule,
+                detail,
+            },
             // The proposer stamps entries anew and retries; one that still
             // arrives here lost every retry to faster writers.
             Rejection::TimestampRegressed { .. } | Rejection::ClaimNotReferenced { .. } => {

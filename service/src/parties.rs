@@ -1,16 +1,18 @@
 //! Registering parties and showing them.
 
 use base64::Engine;
-use base64::prelude::BASE64_URL_SAFE_NO_PAD;
+use base64::prelude::{BASE64_STANDARD, BASE64_URL_SAFE_NO_PAD};
 use raft_store::ProposedLeaf;
-use registry::party::{PartyIdentifiers, PartyRegistered};
+use registry::intent::{IntentBody, IntentReason, SignedIntent, SignerKey};
+use registry::party::{PartyIdentifiers, PartyKeyRotated, PartyRegistered};
 use registry::{ApplyOutcome, EntryBody, LedgerEntry, PartyRecord};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 
 use crate::error::{ApiError, ApiResult};
 use crate::identity::token_digest;
-use crate::propose::{MakeLeaf, Refused};
+use crate::propose::{MakeLeaf, ProposedOne, Refused};
 use crate::state::AppState;
 
 /// The feature level that introduced `party.registered`.
@@ -136,4 +138,86 @@ pub async fn party(state: &AppState, party_id: &str) -> ApiResult<PartyView> {
         .await?
         .map(PartyView::from)
         .ok_or_else(|| ApiError::NotFound(format!("party {party_id} is not registered")))
+}
+
+/// The 200 of `POST /v1/parties/{id}/keys`.
+#[derive(Debug, Serialize)]
+pub struct RotatedKey {
+    /// The party.
+    pub party_id: String,
+    /// Its key from now on.
+    pub public_key: String,
+    /// The `party.key_rotated` leaf.
+    pub ledger_index: u64,
+}
+
+/// Replaces party `party_id`'s key on a `key.rotate` intent signed by its
+/// current key and the new one. Every check apply makes is made here first,
+/// for a fast answer; apply makes them again against the log.
+pub async fn rotate_key(state: &AppState, party_id: &str, body: &[u8]) -> ApiResult<RotatedKey> {
+    let signed = SignedIntent::parse(body)?;
+    let IntentBody::KeyRotate(rotate) = &signed.intent().body else {
+        return Err(ApiError::BadRequest(format!(
+            "this endpoint takes key.rotate intents, not {}",
+            signed.kind().as_str()
+        )));
+    };
+    if rotate.party_id != party_id {
+        return Err(ApiError::BadRequest(format!(
+            "the intent rotates the key of party {}, not of party {party_id}",
+            rotate.party_id
+        )));
+    }
+    crate::cluster::require_feature_level(state, PARTY_FEATURE_LEVEL).await?;
+    if state
+        .registry
+        .intent_applied(&signed.replay_key_hex())
+        .await?
+    {
+        return Err(ApiError::Intent {
+            reason: IntentReason::Replayed.as_str().to_owned(),
+            detail: format!("intent {} was applied before", signed.replay_key_hex()),
+        });
+    }
+    signed.check_log(state.signer()?.origin())?;
+    signed.check_expiry(OffsetDateTime::now_utc())?;
+    let current = party(state, party_id).await?.party.public_key;
+    let current = registry::intent::decode_public_key(&current)?;
+    signed.verify_signers(&[
+        SignerKey::new(party_id, current),
+        SignerKey::new(party_id, rotate.public_key),
+    ])?;
+    let public_key = BASE64_STANDARD.encode(rotate.public_key);
+    let rotated = PartyKeyRotated {
+        rotated_at: String::new(),
+        party_id: party_id.to_owned(),
+        public_key: public_key.clone(),
+        intent_sha256: signed.replay_key_hex(),
+        signed: signed.to_envelope(),
+    };
+    let make: MakeLeaf = Box::new(move |at| {
+        let mut rotated = rotated.clone();
+        rotated.rotated_at = at.to_owned();
+        ProposedLeaf::new(&LedgerEntry::new(EntryBody::PartyKeyRotated(rotated)), None)
+    });
+    match state.proposer.propose_one(make).await? {
+        ProposedOne {
+            outcome: ApplyOutcome::Appended { index, .. },
+            ..
+        } => {
+            tracing::info!(party.id = %party_id, ledger.index = index, "Rotated a party's key.");
+            Ok(RotatedKey {
+                party_id: party_id.to_owned(),
+                public_key,
+                ledger_index: index,
+            })
+        }
+        ProposedOne {
+            outcome: ApplyOutcome::Rejected(rejection),
+            ..
+        } => Err(rejection.into()),
+        ProposedOne { .. } => Err(ApiError::Internal(anyhow::anyhow!(
+            "a key rotation was applied without a ledger change"
+        ))),
+    }
 }

@@ -393,6 +393,14 @@ impl ApplyTx {
                 check_parents(conn, pending, &claim.metadata.derived_from).await
             }
             EntryBody::PartyRegistered(registered) => party::check(conn, registered).await,
+            EntryBody::PartyKeyRotated(rotated) => {
+                let Some(at) = parse_timestamp(&rotated.rotated_at) else {
+                    return Ok(Some(Rejection::MalformedEntry {
+                        detail: "rotated_at is not RFC 3339 in UTC".into(),
+                    }));
+                };
+                party::check_rotation(conn, rotated, at).await
+            }
             _ => cluster::check(conn, self.tree_size, entry).await,
         }
     }
@@ -448,6 +456,10 @@ impl ApplyTx {
             EntryBody::PartyRegistered(registered) => {
                 self.flush().await?;
                 party::index(&mut self.tx, index, registered, beside.token_sha256).await?;
+            }
+            EntryBody::PartyKeyRotated(rotated) => {
+                self.flush().await?;
+                party::index_rotation(&mut self.tx, index, rotated).await?;
             }
             _ => {
                 self.flush().await?;
@@ -518,6 +530,8 @@ impl ApplyTx {
     /// Deletes every ledger row, for a snapshot install that rebuilds them.
     pub(super) async fn clear(&mut self) -> Result<()> {
         for table in [
+            "intent_applied",
+            "party_key",
             "party_token",
             "party",
             "cluster_approval",

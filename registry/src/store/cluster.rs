@@ -41,7 +41,8 @@ pub(super) async fn check(
     match &entry.body {
         EntryBody::ContentRegistered(_)
         | EntryBody::ContentClaimed(_)
-        | EntryBody::PartyRegistered(_) => Ok(None),
+        | EntryBody::PartyRegistered(_)
+        | EntryBody::PartyKeyRotated(_) => Ok(None),
         EntryBody::ClusterFormed(formed) => {
             if index != 0 || cluster_id(conn).await?.is_some() {
                 return Ok(Some(Rejection::ClusterAlreadyFormed));
@@ -135,7 +136,8 @@ pub(super) async fn index(conn: &mut AnyConnection, index: u64, entry: &LedgerEn
     match &entry.body {
         EntryBody::ContentRegistered(_)
         | EntryBody::ContentClaimed(_)
-        | EntryBody::PartyRegistered(_) => {}
+        | EntryBody::PartyRegistered(_)
+        | EntryBody::PartyKeyRotated(_) => {}
         EntryBody::ClusterFormed(formed) => {
             sqlx::query("insert into cluster_info (id, cluster_id, origin) values (1, $1, $2)")
                 .bind(&formed.cluster_id)

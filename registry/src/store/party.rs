@@ -4,15 +4,19 @@
 
 use sqlx::{AnyConnection, Row};
 
+use time::OffsetDateTime;
+
 use super::{Registry, from_i64, to_i64};
 use crate::entry::{EntryBody, LedgerEntry, Rejection};
-use crate::party::PartyRegistered;
+use crate::intent::{IntentBody, IntentReason, SignedIntent, SignerKey, decode_public_key};
+use crate::party::{PartyKeyRotated, PartyRegistered};
 use crate::{RegistryError, Result};
 
 /// A party as recorded, with the leaf that records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartyRecord {
-    /// The party.
+    /// The party as registered; its `public_key` is its current key (the
+    /// registered one, or the last rotated to).
     pub party: PartyRegistered,
     /// The leaf index of its `party.registered` entry.
     pub ledger_index: u64,
@@ -29,11 +33,14 @@ pub(super) async fn check(
             detail: e.to_string(),
         }));
     }
-    let taken = sqlx::query("select party_id from party where party_id = $1 or public_key = $2")
-        .bind(&party.party_id)
-        .bind(&party.public_key)
-        .fetch_all(&mut *conn)
-        .await?;
+    let taken = sqlx::query(
+        "select party_id from party where party_id = $1 \
+         union all select party_id from party_key where public_key = $2",
+    )
+    .bind(&party.party_id)
+    .bind(&party.public_key)
+    .fetch_all(&mut *conn)
+    .await?;
     // The id first: a party proposed twice is the same party, not a clash
     // of keys.
     let holders = taken
@@ -66,6 +73,7 @@ pub(super) async fn index(
         .bind(to_i64(index)?)
         .execute(&mut *conn)
         .await?;
+    insert_key(conn, &party.public_key, &party.party_id, index).await?;
     let digest = token_sha256.ok_or_else(|| {
         RegistryError::Corrupt(format!("party {} came without a token", party.party_id))
     })?;
@@ -77,24 +85,182 @@ pub(super) async fn index(
     Ok(())
 }
 
+async fn insert_key(
+    conn: &mut AnyConnection,
+    public_key: &str,
+    party_id: &str,
+    index: u64,
+) -> Result<()> {
+    sqlx::query("insert into party_key (public_key, party_id, ledger_idx) values ($1, $2, $3)")
+        .bind(public_key)
+        .bind(party_id)
+        .bind(to_i64(index)?)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Checks a `party.key_rotated` entry stamped `at` against the state so
+/// far: the recorded intent must be a `key.rotate` of this party to this
+/// key, for this log, unexpired at `at`, never applied before, and signed
+/// by exactly the party's current key and the new one; the new key must
+/// never have been any party's.
+pub(super) async fn check_rotation(
+    conn: &mut AnyConnection,
+    rotated: &PartyKeyRotated,
+    at: OffsetDateTime,
+) -> Result<Option<Rejection>> {
+    let malformed = |detail: String| -> Result<Option<Rejection>> {
+        Ok(Some(Rejection::MalformedEntry { detail }))
+    };
+    let refused = |e: RegistryError| -> Result<Option<Rejection>> {
+        match e {
+            RegistryError::Intent { reason, detail } => Ok(Some(Rejection::IntentRefused {
+                rule: reason.as_str().to_owned(),
+                detail,
+            })),
+            other => Ok(Some(Rejection::MalformedEntry {
+                detail: other.to_string(),
+            })),
+        }
+    };
+    let body = match serde_json::to_vec(&rotated.signed) {
+        Ok(body) => body,
+        Err(e) => return malformed(format!("the signed intent does not encode: {e}")),
+    };
+    let signed = match SignedIntent::parse(&body) {
+        Ok(signed) => signed,
+        Err(e) => return refused(e),
+    };
+    let new_key = match decode_public_key(&rotated.public_key) {
+        Ok(key) => key,
+        Err(e) => return malformed(e.to_string()),
+    };
+    match &signed.intent().body {
+        IntentBody::KeyRotate(rotate)
+            if rotate.party_id == rotated.party_id && rotate.public_key == new_key => {}
+        _ => {
+            return malformed(
+                "the signed intent is not a key.rotate of this party to this key".into(),
+            );
+        }
+    }
+    if signed.replay_key_hex() != rotated.intent_sha256 {
+        return malformed("intent_sha256 is not the SHA-256 of the signed message".into());
+    }
+    let Some(current) = current_key(conn, &rotated.party_id).await? else {
+        return Ok(Some(Rejection::UnknownParty {
+            party_id: rotated.party_id.clone(),
+        }));
+    };
+    if applied(conn, &rotated.intent_sha256).await? {
+        return Ok(Some(Rejection::IntentRefused {
+            rule: IntentReason::Replayed.as_str().to_owned(),
+            detail: format!("intent {} was applied before", rotated.intent_sha256),
+        }));
+    }
+    if let Some(holder) = key_holder(conn, &rotated.public_key).await? {
+        return Ok(Some(Rejection::PartyKeyTaken { party_id: holder }));
+    }
+    let origin = sqlx::query("select origin from cluster_info where id = 1")
+        .fetch_optional(&mut *conn)
+        .await?
+        .map(|row| row.try_get::<String, _>(0))
+        .transpose()?
+        .unwrap_or_default();
+    let current = match decode_public_key(&current) {
+        Ok(key) => key,
+        Err(_) => {
+            return Err(RegistryError::Corrupt(format!(
+                "party {}'s stored key does not decode",
+                rotated.party_id
+            )));
+        }
+    };
+    let required = [
+        SignerKey::new(rotated.party_id.clone(), current),
+        SignerKey::new(rotated.party_id.clone(), new_key),
+    ];
+    match signed.check(&origin, at, &required) {
+        Ok(()) => Ok(None),
+        Err(e) => refused(e),
+    }
+}
+
+/// Indexes a checked `party.key_rotated` entry at leaf `index`.
+pub(super) async fn index_rotation(
+    conn: &mut AnyConnection,
+    index: u64,
+    rotated: &PartyKeyRotated,
+) -> Result<()> {
+    sqlx::query("update party set public_key = $1 where party_id = $2")
+        .bind(&rotated.public_key)
+        .bind(&rotated.party_id)
+        .execute(&mut *conn)
+        .await?;
+    insert_key(conn, &rotated.public_key, &rotated.party_id, index).await?;
+    sqlx::query("insert into intent_applied (replay_key, ledger_idx) values ($1, $2)")
+        .bind(&rotated.intent_sha256)
+        .bind(to_i64(index)?)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+async fn current_key(conn: &mut AnyConnection, party_id: &str) -> Result<Option<String>> {
+    let row = sqlx::query("select public_key from party where party_id = $1")
+        .bind(party_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.map(|row| row.try_get(0)).transpose()?)
+}
+
+async fn key_holder(conn: &mut AnyConnection, public_key: &str) -> Result<Option<String>> {
+    let row = sqlx::query("select party_id from party_key where public_key = $1")
+        .bind(public_key)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.map(|row| row.try_get(0)).transpose()?)
+}
+
+async fn applied(conn: &mut AnyConnection, replay_key: &str) -> Result<bool> {
+    let row = sqlx::query("select 1 from intent_applied where replay_key = $1")
+        .bind(replay_key)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.is_some())
+}
+
 impl Registry {
+    /// Whether an intent with this replay key (lowercase hex) was applied.
+    pub async fn intent_applied(&self, replay_key: &str) -> Result<bool> {
+        let mut conn = self.pool.acquire().await?;
+        applied(&mut conn, replay_key).await
+    }
+
     /// The party `party_id`, if it is registered.
     pub async fn party(&self, party_id: &str) -> Result<Option<PartyRecord>> {
         let row = sqlx::query(
-            "select e.idx, e.leaf from party p join ledger_entry e on e.idx = p.ledger_idx \
-             where p.party_id = $1",
+            "select e.idx, e.leaf, p.public_key from party p \
+             join ledger_entry e on e.idx = p.ledger_idx where p.party_id = $1",
         )
         .bind(party_id)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|row| record(row.try_get(0)?, &row.try_get::<String, _>(1)?))
-            .transpose()
+        row.map(|row| {
+            record(
+                row.try_get(0)?,
+                &row.try_get::<String, _>(1)?,
+                row.try_get(2)?,
+            )
+        })
+        .transpose()
     }
 
     /// The party whose token has SHA-256 `token_sha256` (lowercase hex).
     pub async fn party_by_token(&self, token_sha256: &str) -> Result<Option<PartyRecord>> {
         let row = sqlx::query(
-            "select e.idx, e.leaf from party_token t \
+            "select e.idx, e.leaf, p.public_key from party_token t \
              join party p on p.party_id = t.party_id \
              join ledger_entry e on e.idx = p.ledger_idx \
              where t.token_sha256 = $1",
@@ -102,15 +268,24 @@ impl Registry {
         .bind(token_sha256)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|row| record(row.try_get(0)?, &row.try_get::<String, _>(1)?))
-            .transpose()
+        row.map(|row| {
+            record(
+                row.try_get(0)?,
+                &row.try_get::<String, _>(1)?,
+                row.try_get(2)?,
+            )
+        })
+        .transpose()
     }
 }
 
-fn record(idx: i64, leaf: &str) -> Result<PartyRecord> {
+fn record(idx: i64, leaf: &str, public_key: String) -> Result<PartyRecord> {
     match LedgerEntry::from_leaf(leaf)?.body {
         EntryBody::PartyRegistered(party) => Ok(PartyRecord {
-            party,
+            party: PartyRegistered {
+                public_key,
+                ..party
+            },
             ledger_index: from_i64(idx)?,
         }),
         _ => Err(RegistryError::Corrupt(format!(
@@ -239,6 +414,107 @@ mod tests {
             assert_eq!(by_token.party, b);
             assert!(by_token.party.has(Role::Broadcaster));
             assert!(reg.party_by_token(&"c".repeat(64)).await.unwrap().is_none());
+            db.drop_db().await;
+        }
+    }
+
+    /// A rotation applies once: it moves the party's current key (also
+    /// after a snapshot install), and the same signed intent again is a
+    /// replay; a rotation signed with a stale key, or for another log, is
+    /// refused with the rule's name, deterministically in apply.
+    #[tokio::test]
+    async fn key_rotations_are_checked_when_applied() {
+        use base64::Engine;
+        use base64::prelude::BASE64_STANDARD;
+        use ring::signature::{Ed25519KeyPair, KeyPair};
+        let pair = |seed: u8| Ed25519KeyPair::from_seed_unchecked(&[seed; 32]).unwrap();
+        let public = |pair: &Ed25519KeyPair| BASE64_STANDARD.encode(pair.public_key().as_ref());
+        let (k1, k2, k3) = (pair(1), pair(2), pair(3));
+        let founder = crate::store::tests::node_record(1, &k3);
+        let formed = LedgerEntry::new(EntryBody::ClusterFormed(crate::ClusterFormed {
+            formed_at: "2026-11-21T12:00:00Z".into(),
+            cluster_id: "0192f0c1-0000-7000-8000-0000000000c1".into(),
+            origin: "provreg.example/log".into(),
+            founder,
+        }))
+        .to_leaf()
+        .unwrap();
+        let (party_leaf, party) = party(1, &public(&k1));
+        let rotation = |log: &str, to: &Ed25519KeyPair, signers: &[&Ed25519KeyPair]| {
+            let intent = serde_json::json!({
+                "type": "key.rotate", "log": log, "nonce": "00".repeat(16),
+                "expires_at": "2026-11-21T13:00:00Z",
+                "party_id": party.party_id, "public_key": public(to),
+            });
+            let message = crate::intent::signing_message(&intent).unwrap();
+            let signatures: Vec<_> = signers
+                .iter()
+                .map(|k| {
+                    serde_json::json!({"party_id": party.party_id, "public_key": public(k),
+                        "signature": BASE64_STANDARD.encode(k.sign(&message).as_ref())})
+                })
+                .collect();
+            let body = serde_json::json!({"intent": intent, "signatures": signatures});
+            let signed = SignedIntent::parse(body.to_string().as_bytes()).unwrap();
+            LedgerEntry::new(EntryBody::PartyKeyRotated(PartyKeyRotated {
+                rotated_at: "2026-11-21T12:00:00Z".into(),
+                party_id: party.party_id.clone(),
+                public_key: public(to),
+                intent_sha256: signed.replay_key_hex(),
+                signed: signed.to_envelope(),
+            }))
+            .to_leaf()
+            .unwrap()
+        };
+        let to_k2 = rotation("provreg.example/log", &k2, &[&k1, &k2]);
+        let elsewhere = rotation("other.example/log", &k3, &[&k1, &k3]);
+        let stale = rotation("provreg.example/log", &k3, &[&k1, &k3]);
+        let digest = "e".repeat(64);
+        for (reg, db) in backends().await {
+            let outcomes = apply(
+                &reg,
+                &[
+                    (&formed, None),
+                    (&party_leaf, Some(&digest)),
+                    (&elsewhere, None),
+                    (&to_k2, None),
+                    (&to_k2, None),
+                    (&stale, None),
+                ],
+            )
+            .await;
+            let reasons: Vec<String> = outcomes[2..]
+                .iter()
+                .map(|o| match o {
+                    ApplyOutcome::Rejected(Rejection::IntentRefused { rule, .. }) => rule.clone(),
+                    other => format!("{other:?}"),
+                })
+                .collect();
+            assert_eq!(
+                reasons,
+                [
+                    "wrong-log",
+                    "Appended { index: 2, tree_size: 3 }",
+                    "replayed-intent",
+                    "unexpected-signer"
+                ]
+            );
+            let current = reg.party(&party.party_id).await.unwrap().unwrap();
+            assert_eq!(current.party.public_key, public(&k2));
+
+            let (marks, size) = reg.snapshot_marks().await.unwrap();
+            let leaves = reg.snapshot_leaves(0, size).await.unwrap();
+            for (dst, dst_db) in backends().await {
+                let mut tx = dst.begin_install().await.unwrap();
+                for leaf in &leaves {
+                    tx.append_snapshot_leaf(leaf).await.unwrap();
+                }
+                tx.commit(&marks).await.unwrap();
+                let installed = dst.party(&party.party_id).await.unwrap().unwrap();
+                assert_eq!(installed.party.public_key, public(&k2));
+                assert!(dst.party_by_token(&digest).await.unwrap().is_some());
+                dst_db.drop_db().await;
+            }
             db.drop_db().await;
         }
     }

@@ -536,7 +536,7 @@ async fn prints_are_stored_indexed_and_checked() {
     }
 }
 
-fn node_record(id: u64, key: &ring::signature::Ed25519KeyPair) -> crate::NodeRecord {
+pub(crate) fn node_record(id: u64, key: &ring::signature::Ed25519KeyPair) -> crate::NodeRecord {
     use base64::Engine;
     use ring::signature::KeyPair;
     crate::NodeRecord {

@@ -1,6 +1,7 @@
 //! `/v1/parties`: registering and showing parties.
 
-use axum::extract::rejection::JsonRejection;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, JsonRejection};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -9,13 +10,14 @@ use registry::party::Role;
 
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult};
-use crate::parties::{self, CreatedParty, NewParty, PartyView};
+use crate::parties::{self, CreatedParty, NewParty, PartyView, RotatedKey};
 use crate::state::AppState;
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/parties", post(post_party))
         .route("/v1/parties/{party_id}", get(get_party))
+        .route("/v1/parties/{party_id}/keys", post(post_party_key))
 }
 
 /// Registers a party; 201 with its id and its token, shown this once. The
@@ -31,15 +33,38 @@ async fn post_party(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
+/// Replaces a party's key on a `key.rotate` intent signed by its current
+/// key and the new one; no token, the signatures are the authority.
+async fn post_party_key(
+    State(state): State<AppState>,
+    Path(party_id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<RotatedKey>> {
+    let body = body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge {
+            limit: state.gates.max_json_bytes(),
+        },
+        _ => ApiError::BadRequest(format!("reading the request body failed: {rejection}")),
+    })?;
+    check_id(&party_id)?;
+    Ok(Json(parties::rotate_key(&state, &party_id, &body).await?))
+}
+
+fn check_id(party_id: &str) -> ApiResult<()> {
+    if registry::intent::is_valid_id(party_id) {
+        Ok(())
+    } else {
+        Err(ApiError::BadRequest(format!(
+            "{party_id:?} is not a party id (a lowercase hyphenated UUID)"
+        )))
+    }
+}
+
 /// A party and its current key; public, as the ledger is.
 async fn get_party(
     State(state): State<AppState>,
     Path(party_id): Path<String>,
 ) -> ApiResult<Json<PartyView>> {
-    if !registry::intent::is_valid_id(&party_id) {
-        return Err(ApiError::BadRequest(format!(
-            "{party_id:?} is not a party id (a lowercase hyphenated UUID)"
-        )));
-    }
+    check_id(&party_id)?;
     Ok(Json(parties::party(&state, &party_id).await?))
 }

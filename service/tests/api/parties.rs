@@ -237,3 +237,196 @@ async fn a_party_token_works_on_every_node() {
         .await;
     assert_eq!(status, 200, "{shown}");
 }
+
+/// An Ed25519 key pair from a fixed seed byte, and its public key in base64.
+fn key_pair(seed: u8) -> (ring::signature::Ed25519KeyPair, String) {
+    use ring::signature::KeyPair;
+    let pair = ring::signature::Ed25519KeyPair::from_seed_unchecked(&[seed; 32]).unwrap();
+    let public = BASE64_STANDARD.encode(pair.public_key().as_ref());
+    (pair, public)
+}
+
+/// A request body `{intent, signatures}` with `intent` signed by each of
+/// `signers` (party id, key pair) over docs/SIGNING.md's message.
+fn signed_body(intent: &Value, signers: &[(&str, &ring::signature::Ed25519KeyPair)]) -> Value {
+    use ring::signature::KeyPair;
+    let message = registry::intent::signing_message(intent).unwrap();
+    let signatures: Vec<Value> = signers
+        .iter()
+        .map(|(party_id, pair)| {
+            json!({
+                "party_id": party_id,
+                "public_key": BASE64_STANDARD.encode(pair.public_key().as_ref()),
+                "signature": BASE64_STANDARD.encode(pair.sign(&message).as_ref()),
+            })
+        })
+        .collect();
+    json!({"intent": intent, "signatures": signatures})
+}
+
+/// RFC 3339 UTC, `seconds` from now.
+fn in_seconds(seconds: i64) -> String {
+    let at = time::OffsetDateTime::now_utc() + time::Duration::seconds(seconds);
+    at.replace_nanosecond(0)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+/// POSTs a body without a token; (status, JSON body).
+async fn post_open(app: &TestApp, path: &str, body: &Value) -> (u16, Value) {
+    let resp = app
+        .client
+        .post(app.url(path))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// A party's key is replaced by a `key.rotate` intent signed by its current
+/// key and the new one, with no token. The leaf records the intent and its
+/// signatures verbatim, and they verify from the leaf alone. Refused, each
+/// with a problem type naming the rule and nothing appended: a missing or
+/// bad signature (403), another log, an expired intent or one valid for
+/// more than 24 h (422), a replay (409), a key another party holds (409),
+/// an intent for another party than the path's (400).
+#[tokio::test]
+async fn key_rotation_by_signed_intent() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start(dir.path()).await;
+    let (old, old_public) = key_pair(1);
+    let (new, new_public) = key_pair(2);
+    let (_, other_public) = key_pair(3);
+    let (status, created) = app
+        .post_json(
+            "/v1/parties",
+            &json!({"name": "Rotating", "roles": ["rights_holder"], "public_key": old_public}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let party = created["party_id"].as_str().unwrap().to_owned();
+    let (status, _) = app
+        .post_json(
+            "/v1/parties",
+            &json!({"name": "Other", "roles": ["auditor"], "public_key": other_public}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let origin = app.get_text("/v1/log/checkpoint").await;
+    let origin = origin.lines().next().unwrap().to_owned();
+    let path = format!("/v1/parties/{party}/keys");
+    let intent = |log: &str, nonce: &str, expires_at: String, key: &str| {
+        json!({"type": "key.rotate", "log": log, "nonce": nonce, "expires_at": expires_at,
+               "party_id": party, "public_key": key})
+    };
+    let good = intent(&origin, &"ab".repeat(16), in_seconds(3600), &new_public);
+    let size = app.checkpoint().await.head.size;
+
+    let refusals = [
+        (
+            signed_body(&good, &[(&party, &old)]),
+            403,
+            "missing-signature",
+        ),
+        (
+            {
+                let mut body = signed_body(&good, &[(&party, &old), (&party, &new)]);
+                body["signatures"][1]["signature"] = body["signatures"][0]["signature"].clone();
+                body
+            },
+            403,
+            "bad-signature",
+        ),
+        (
+            signed_body(
+                &intent(
+                    "another.example/log",
+                    &"cd".repeat(16),
+                    in_seconds(3600),
+                    &new_public,
+                ),
+                &[(&party, &old), (&party, &new)],
+            ),
+            422,
+            "wrong-log",
+        ),
+        (
+            signed_body(
+                &intent(&origin, &"cd".repeat(16), in_seconds(-10), &new_public),
+                &[(&party, &old), (&party, &new)],
+            ),
+            422,
+            "expired",
+        ),
+        (
+            signed_body(
+                &intent(
+                    &origin,
+                    &"cd".repeat(16),
+                    in_seconds(25 * 3600),
+                    &new_public,
+                ),
+                &[(&party, &old), (&party, &new)],
+            ),
+            422,
+            "expiry-too-far",
+        ),
+    ];
+    for (body, status, reason) in refusals {
+        let (got, problem) = post_open(&app, &path, &body).await;
+        assert_eq!(got, status, "{reason}: {problem}");
+        assert_eq!(
+            problem["type"],
+            format!("urn:provreg:problem:{reason}"),
+            "{problem}"
+        );
+    }
+    let (status, problem) = post_open(
+        &app,
+        "/v1/parties/0192f0c1-0000-7000-8000-000000000099/keys",
+        &signed_body(&good, &[(&party, &old), (&party, &new)]),
+    )
+    .await;
+    assert_eq!(status, 400, "{problem}");
+    let (other, _) = key_pair(3);
+    let (status, problem) = post_open(
+        &app,
+        &path,
+        &signed_body(
+            &intent(&origin, &"ef".repeat(16), in_seconds(3600), &other_public),
+            &[(&party, &old), (&party, &other)],
+        ),
+    )
+    .await;
+    assert_eq!(status, 409, "{problem}");
+    assert_eq!(app.checkpoint().await.head.size, size);
+
+    let body = signed_body(&good, &[(&party, &old), (&party, &new)]);
+    let (status, rotated) = post_open(&app, &path, &body).await;
+    assert_eq!(status, 200, "{rotated}");
+    assert_eq!(rotated["public_key"], new_public.as_str());
+    let (_, shown) = app.get_json(&format!("/v1/parties/{party}")).await;
+    assert_eq!(shown["public_key"], new_public.as_str(), "{shown}");
+    let (_, entry) = app
+        .get_json(&format!("/v1/log/entries/{}", rotated["ledger_index"]))
+        .await;
+    let leaf = &entry["entry"];
+    assert_eq!(leaf["type"], "party.key_rotated", "{entry}");
+    assert_eq!(leaf["signed"]["intent"], good);
+    let recorded =
+        registry::intent::SignedIntent::parse(leaf["signed"].to_string().as_bytes()).unwrap();
+    let keys = [&old, &new].map(|pair| {
+        use ring::signature::KeyPair;
+        let key: [u8; 32] = pair.public_key().as_ref().try_into().unwrap();
+        registry::intent::SignerKey::new(party.as_str(), key)
+    });
+    recorded.verify_signers(&keys).unwrap();
+    assert_eq!(leaf["intent_sha256"], recorded.replay_key_hex());
+
+    let (status, problem) = post_open(&app, &path, &body).await;
+    assert_eq!(status, 409, "{problem}");
+    assert_eq!(problem["type"], "urn:provreg:problem:replayed-intent");
+}
