@@ -39,6 +39,16 @@ pub fn operator_digest(headers: &HeaderMap, state: &AppState) -> Option<[u8; 32]
     bearer_digest(headers).filter(|digest| *digest == state.operator_token_digest)
 }
 
+/// The SHA-256 of the request's bearer token, if it is the operator's or a
+/// party's that this node has already looked up: those are rate-limited per
+/// token. A party's first request on a node counts against its address,
+/// since finding an unknown token costs a database read that an address
+/// over its rate must not get for free.
+pub fn known_digest(headers: &HeaderMap, state: &AppState) -> Option<[u8; 32]> {
+    bearer_digest(headers)
+        .filter(|digest| *digest == state.operator_token_digest || state.parties.knows(digest))
+}
+
 /// Who a request acts for: the node's operator, or a registered party
 /// (found by its token's digest, which every node holds).
 #[derive(Debug, Clone)]
@@ -112,6 +122,13 @@ pub struct PartyTokens {
 }
 
 impl PartyTokens {
+    /// Whether the token with this digest is a party's found before.
+    pub fn knows(&self, digest: &[u8; 32]) -> bool {
+        self.known
+            .lock()
+            .is_ok_and(|known| known.contains_key(digest))
+    }
+
     async fn by_token(
         &self,
         registry: &Registry,

@@ -289,10 +289,11 @@ pub fn client_key(ip: IpAddr) -> IpAddr {
 }
 
 /// Middleware: answers 429 with `Retry-After` to a client over its rate.
-/// A valid token is limited per token, anything else per address.
+/// The operator's token and parties' tokens this node knows are limited per
+/// token, anything else per address.
 pub async fn limit_rate(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let address = crate::connections::client_addr(&request).map(|a| a.ip());
-    let digest = crate::auth::operator_digest(request.headers(), &state);
+    let digest = crate::auth::known_digest(request.headers(), &state);
     match state.gates.check_rate(address, digest) {
         Ok(()) => next.run(request).await,
         Err(retry_after) => ApiError::RateLimited { retry_after }.into_response(),

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -368,6 +368,31 @@ async fn request_rates_are_limited_per_address_and_per_token() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 429);
+
+    // A party's token, once this node has found it, has its own allowance.
+    let (status, party) = app
+        .post_json(
+            "/v1/parties",
+            &json!({"name": "Busy Channel", "roles": ["broadcaster"],
+                    "public_key": "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="}),
+        )
+        .await;
+    assert_eq!(status, 201, "{party}");
+    let token = party["token"].as_str().unwrap();
+    // Its first request counts against the address, so wait for room.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    for _ in 0..20 {
+        let resp = app
+            .client
+            .post(app.url("/v1/content/batch"))
+            .bearer_auth(token)
+            .json(&json!([]))
+            .send()
+            .await
+            .unwrap();
+        // An empty batch is a 400; what matters is that it is not a 429.
+        assert_eq!(resp.status(), 400);
+    }
 }
 
 /// Issue 10, finding 6: the spool had no node-wide bound. Now an upload
