@@ -384,6 +384,20 @@ pub struct Metadata {
     /// Content ids of registered works this one is derived from.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub derived_from: Vec<String>,
+    /// The first holders of the content and their shares, by party id,
+    /// summing to 10,000 basis points.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub holders: Vec<Holder>,
+}
+
+/// A party's share of a content item's ownership.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Holder {
+    /// The party.
+    pub party_id: String,
+    /// Its share in basis points, 1 to 10,000.
+    pub share_bp: u16,
 }
 
 impl Metadata {

@@ -33,7 +33,7 @@ mod store;
 
 pub use entry::{
     ApplyOutcome, Approval, ClaimedIscc, ClusterFormed, ContentClaim, ContentRegistration,
-    EntryBody, FEATURE_LEVEL, FingerprintedBy, IsccCodes, LedgerEntry, MembershipApproved,
+    EntryBody, FEATURE_LEVEL, FingerprintedBy, Holder, IsccCodes, LedgerEntry, MembershipApproved,
     Metadata, NodeAdded, NodeRecord, NodeRemoved, Prints, Rejection,
 };
 pub use error::{RegistryError, Result};

@@ -14,12 +14,16 @@ use serde::Deserialize;
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 
-use crate::{Metadata, RegistryError, Result};
+use crate::{Holder, Metadata, RegistryError, Result};
 
 /// Longest title accepted, in characters.
 pub const MAX_TITLE_CHARS: usize = 1000;
 /// Most `derived_from` references one registration may carry.
 pub const MAX_DERIVED_FROM: usize = 64;
+/// Most first holders one registration may name.
+pub const MAX_HOLDERS: usize = 64;
+/// The whole of a content item's ownership, in basis points.
+pub const WHOLE_BP: u32 = 10_000;
 /// Identifier schemes the registry understands.
 pub const IDENTIFIER_SCHEMES: [&str; 4] = ["isrc", "iswc", "isan", "eidr"];
 
@@ -48,6 +52,8 @@ struct SubmittedFields {
     identifiers: BTreeMap<String, String>,
     #[serde(default)]
     derived_from: Vec<String>,
+    #[serde(default)]
+    holders: Vec<Holder>,
 }
 
 impl<'de> Deserialize<'de> for Submitted {
@@ -56,7 +62,9 @@ impl<'de> Deserialize<'de> for Submitted {
         impl<'de> Visitor<'de> for ObjectOnly {
             type Value = SubmittedFields;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object with `title`, `identifiers` or `derived_from`")
+                f.write_str(
+                    "a JSON object with `title`, `identifiers`, `derived_from` or `holders`",
+                )
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
                 SubmittedFields::deserialize(MapAccessDeserializer::new(map))
@@ -67,6 +75,7 @@ impl<'de> Deserialize<'de> for Submitted {
             title: fields.title,
             identifiers: fields.identifiers,
             derived_from: fields.derived_from,
+            holders: fields.holders,
         }))
     }
 }
@@ -188,11 +197,60 @@ pub(crate) fn normalise(metadata: Metadata) -> Result<Metadata> {
         derived_from.push(id);
     }
 
+    let mut holders: Vec<Holder> = metadata
+        .holders
+        .into_iter()
+        .map(|h| Holder {
+            party_id: h.party_id.trim().to_ascii_lowercase(),
+            share_bp: h.share_bp,
+        })
+        .collect();
+    holders.sort();
+    check_holders(&holders).map_err(|reason| RegistryError::invalid("metadata.holders", reason))?;
+
     Ok(Metadata {
         title,
         identifiers,
         derived_from,
+        holders,
     })
+}
+
+/// The rules of first holders, in their stored form: at most
+/// [`MAX_HOLDERS`], each a party id once, in ascending order, each share 1
+/// to 10,000 basis points, together the whole (or no holders at all).
+pub fn check_holders(holders: &[Holder]) -> std::result::Result<(), String> {
+    if holders.is_empty() {
+        return Ok(());
+    }
+    if holders.len() > MAX_HOLDERS {
+        return Err(format!("at most {MAX_HOLDERS} holders"));
+    }
+    for holder in holders {
+        if !is_content_id(&holder.party_id) {
+            return Err(format!("{:?} is not a party id", holder.party_id));
+        }
+        if holder.share_bp == 0 || u32::from(holder.share_bp) > WHOLE_BP {
+            return Err(format!(
+                "the share of {} must be 1 to {WHOLE_BP} basis points",
+                holder.party_id
+            ));
+        }
+    }
+    if let Some(pair) = holders.windows(2).find(|w| w[0].party_id >= w[1].party_id) {
+        return Err(if pair[0].party_id == pair[1].party_id {
+            format!("{} is listed twice", pair[0].party_id)
+        } else {
+            "holders must be in ascending order of party id".into()
+        });
+    }
+    let total: u32 = holders.iter().map(|h| u32::from(h.share_bp)).sum();
+    if total != WHOLE_BP {
+        return Err(format!(
+            "the shares add up to {total} basis points, not {WHOLE_BP}"
+        ));
+    }
+    Ok(())
 }
 
 /// Whether `id` has the shape of a content id (a hyphenated lowercase UUID).
@@ -550,5 +608,38 @@ mod tests {
                 .is_err()
             );
         }
+    }
+
+    /// First holders are sorted by party id; each is a party id once with 1
+    /// to 10,000 basis points, and together they hold the whole.
+    #[test]
+    fn holders() {
+        let a = "0192f0c1-0000-7000-8000-00000000000a";
+        let b = "0192f0c1-0000-7000-8000-00000000000b";
+        let holder = |party_id: &str, share_bp| Holder {
+            party_id: party_id.to_owned(),
+            share_bp,
+        };
+        let ok = from_json(
+            format!(r#"{{"holders":[{{"party_id":"{}","share_bp":2500}},{{"party_id":"{a}","share_bp":7500}}]}}"#, b.to_uppercase())
+                .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(ok.holders, vec![holder(a, 7500), holder(b, 2500)]);
+        for (bad, why) in [
+            (vec![holder(a, 5000)], "add up to 5000"),
+            (vec![holder(a, 5000), holder(a, 5000)], "twice"),
+            (vec![holder(a, 0), holder(b, 10_000)], "1 to 10000"),
+            (vec![holder("nope", 10_000)], "not a party id"),
+        ] {
+            let err = normalise(Metadata {
+                holders: bad,
+                ..Metadata::default()
+            })
+            .unwrap_err();
+            assert!(err.to_string().contains(why), "{why}: {err}");
+        }
+        let err = from_json(br#"{"holders":[{"party_id":"x","share_bp":1.5}]}"#).unwrap_err();
+        assert!(err.to_string().contains("metadata"), "{err}");
     }
 }

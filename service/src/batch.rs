@@ -75,7 +75,7 @@ pub struct BatchResponse {
 }
 
 /// Checks one item and builds its claim; the error is the item's 400.
-fn claim_of(raw: &RawValue, registrant: &str) -> ApiResult<ContentClaim> {
+fn claim_of(raw: &RawValue, registrant: &crate::auth::Actor) -> ApiResult<ContentClaim> {
     let item: Item =
         serde_json::from_str(raw.get()).map_err(|e| ApiError::BadRequest(format!("item: {e}")))?;
     let sha256 = item.sha256.to_ascii_lowercase();
@@ -101,15 +101,16 @@ fn claim_of(raw: &RawValue, registrant: &str) -> ApiResult<ContentClaim> {
     }
     let iscc = item.iscc.unwrap_or_default();
     registry::validate_claimed_iscc(&iscc)?;
-    let metadata = match &item.metadata {
+    let mut metadata = match &item.metadata {
         Some(raw) => registry::metadata::from_json(raw.get().as_bytes())?,
         None => Metadata::default(),
     };
+    crate::register::first_holders(&mut metadata, registrant);
     Ok(ContentClaim {
         content_id: uuid::Uuid::now_v7().to_string(),
         // Stamped by the proposer.
         claimed_at: String::new(),
-        registrant: registrant.to_owned(),
+        registrant: registrant.registrant().to_owned(),
         fingerprinted_by: FingerprintedBy::Registrant,
         sha256,
         size: item.size,
@@ -123,7 +124,7 @@ fn claim_of(raw: &RawValue, registrant: &str) -> ApiResult<ContentClaim> {
 pub async fn register_batch(
     state: &AppState,
     items: Vec<Box<RawValue>>,
-    registrant: &str,
+    registrant: &crate::auth::Actor,
 ) -> ApiResult<BatchResponse> {
     if items.is_empty() || items.len() > MAX_ITEMS {
         return Err(ApiError::BadRequest(format!(
@@ -137,9 +138,14 @@ pub async fn register_batch(
     let mut seen: HashMap<String, usize> = HashMap::new();
     for (position, raw) in items.into_iter().enumerate() {
         let checked = match claim_of(&raw, registrant) {
-            Ok(claim) => crate::register::require_parents(state, &claim.metadata.derived_from)
-                .await
-                .map(|()| claim),
+            Ok(claim) => {
+                match crate::register::require_parents(state, &claim.metadata.derived_from).await {
+                    Ok(()) => crate::register::require_holders(state, &claim.metadata.holders)
+                        .await
+                        .map(|()| claim),
+                    Err(e) => Err(e),
+                }
+            }
             Err(e) => Err(e),
         };
         match checked {

@@ -236,7 +236,9 @@ impl From<Rejection> for ApiError {
         match r {
             Rejection::DuplicateContent { content_id } => Self::Duplicate { content_id },
             Rejection::UnknownDerivedFrom { .. } => Self::BadRequest(r.to_string()),
-            Rejection::UnknownParty { .. } => Self::NotFound(r.to_string()),
+            // Named by a registration's holders; a key rotation's own party
+            // is looked up (404) before it is proposed.
+            Rejection::UnknownParty { .. } => Self::BadRequest(r.to_string()),
             Rejection::IntentRefused { rule, detail } => Self::Intent {
                 reason: rule,
                 detail,

@@ -8,9 +8,11 @@ use media_fingerprint::{ContentFingerprint, MediaKind, MissingFingerprint, Sniff
 use raft_store::ProposedLeaf;
 use registry::checkpoint::TreeHead;
 use registry::{
-    ApplyOutcome, ContentRegistration, EntryBody, IsccCodes, LedgerEntry, Prints, Rejection,
+    ApplyOutcome, ContentRegistration, EntryBody, Holder, IsccCodes, LedgerEntry, Metadata, Prints,
+    Rejection,
 };
 
+use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult};
 use crate::limits::Caller;
 use crate::propose::{CommandProofs, MakeLeaf, Refused};
@@ -22,8 +24,8 @@ use crate::views::{ContentView, LedgerReceipt, RegistrationReceipt};
 /// returns the receipt with a fresh inclusion proof and signed checkpoint.
 pub async fn register(
     state: &AppState,
-    upload: Received,
-    registrant: &str,
+    mut upload: Received,
+    registrant: &Actor,
 ) -> ApiResult<RegistrationReceipt> {
     let sha256 = hex::encode(upload.exact.sha256);
     // Cheap early answer for the common re-upload; the state machine checks
@@ -36,6 +38,8 @@ pub async fn register(
     // Before any decoding, and so that a registration bound to be refused
     // is never proposed; apply checks again against the log.
     require_parents(state, &upload.metadata.derived_from).await?;
+    first_holders(&mut upload.metadata, registrant);
+    require_holders(state, &upload.metadata.holders).await?;
     let sniffed = media_fingerprint::sniff(&upload.head, upload.declared_type.as_deref());
     let fingerprint = fingerprint(state, &upload, &sniffed, Caller::Operator).await?;
 
@@ -55,7 +59,7 @@ pub async fn register(
     let mut registration = ContentRegistration {
         content_id: uuid::Uuid::now_v7().to_string(),
         registered_at: String::new(),
-        registrant: registrant.to_owned(),
+        registrant: registrant.registrant().to_owned(),
         media_kind: sniffed.kind,
         media_type: sniffed.media_type,
         size: upload.exact.size,
@@ -82,6 +86,41 @@ pub async fn register(
         content: ContentView::new(registration, index),
         ledger,
     })
+}
+
+/// A registration without holders is held whole by its registrant, when the
+/// registrant is a party (the node's operator is not one).
+pub(crate) fn first_holders(metadata: &mut Metadata, registrant: &Actor) {
+    if let (true, Actor::Party(party)) = (metadata.holders.is_empty(), registrant) {
+        metadata.holders = vec![Holder {
+            party_id: party.party_id.clone(),
+            share_bp: 10_000,
+        }];
+    }
+}
+
+/// Refuses, as apply would, holders naming a party that is not registered.
+/// A party found here is final; one not found is looked up again after a
+/// linearizable read.
+pub(crate) async fn require_holders(state: &AppState, holders: &[Holder]) -> ApiResult<()> {
+    let mut linearized = false;
+    for holder in holders {
+        if state.registry.party(&holder.party_id).await?.is_some() {
+            continue;
+        }
+        if !linearized {
+            state.node.linearize().await?;
+            linearized = true;
+            if state.registry.party(&holder.party_id).await?.is_some() {
+                continue;
+            }
+        }
+        return Err(ApiError::BadRequest(format!(
+            "metadata.holders names party {}, which is not registered",
+            holder.party_id
+        )));
+    }
+    Ok(())
 }
 
 /// Refuses, as apply would, a `derived_from` naming content that is not

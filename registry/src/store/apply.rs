@@ -367,6 +367,9 @@ impl ApplyTx {
                         }));
                     }
                 }
+                if let Some(rejection) = check_holders(conn, &reg.metadata.holders).await? {
+                    return Ok(Some(rejection));
+                }
                 check_parents(conn, pending, &reg.metadata.derived_from).await
             }
             EntryBody::ContentClaimed(claim) => {
@@ -389,6 +392,9 @@ impl ApplyTx {
                     return Ok(Some(Rejection::ContentIdTaken {
                         content_id: claim.content_id.clone(),
                     }));
+                }
+                if let Some(rejection) = check_holders(conn, &claim.metadata.holders).await? {
+                    return Ok(Some(rejection));
                 }
                 check_parents(conn, pending, &claim.metadata.derived_from).await
             }
@@ -599,6 +605,31 @@ async fn latest_timestamp(
     // Leaves applied before timestamps were checked may not parse; they
     // then set no lower bound.
     Ok(parse_timestamp(&text).map(|at| (at, text)))
+}
+
+/// Refuses first holders out of their stored form, or naming a party that
+/// is not registered. Parties are written as soon as they are applied, never
+/// left waiting, so the database is whole for this read.
+async fn check_holders(
+    conn: &mut AnyConnection,
+    holders: &[crate::Holder],
+) -> Result<Option<Rejection>> {
+    if holders.is_empty() {
+        return Ok(None);
+    }
+    if let Err(detail) = crate::metadata::check_holders(holders) {
+        return Ok(Some(Rejection::MalformedEntry {
+            detail: format!("metadata.holders: {detail}"),
+        }));
+    }
+    for holder in holders {
+        if !party::exists(conn, &holder.party_id).await? {
+            return Ok(Some(Rejection::UnknownParty {
+                party_id: holder.party_id.clone(),
+            }));
+        }
+    }
+    Ok(None)
 }
 
 /// Checks what came beside an entry: the prints against the registration's

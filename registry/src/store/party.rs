@@ -207,6 +207,11 @@ pub(super) async fn index_rotation(
     Ok(())
 }
 
+/// Whether party `party_id` is registered.
+pub(super) async fn exists(conn: &mut AnyConnection, party_id: &str) -> Result<bool> {
+    Ok(current_key(conn, party_id).await?.is_some())
+}
+
 async fn current_key(conn: &mut AnyConnection, party_id: &str) -> Result<Option<String>> {
     let row = sqlx::query("select public_key from party where party_id = $1")
         .bind(party_id)
@@ -515,6 +520,67 @@ mod tests {
                 assert!(dst.party_by_token(&digest).await.unwrap().is_some());
                 dst_db.drop_db().await;
             }
+            db.drop_db().await;
+        }
+    }
+
+    /// Apply refuses first holders that are not registered parties or not
+    /// in their stored form, whatever the proposer checked.
+    #[tokio::test]
+    async fn holders_are_checked_when_applied() {
+        let digest = "f".repeat(64);
+        let (party_leaf, party) = party(1, KEY_A);
+        let with_holders = |n: u32, holders: Vec<crate::Holder>| {
+            let mut entry = registration(n);
+            if let EntryBody::ContentRegistered(reg) = &mut entry.body {
+                reg.metadata.holders = holders;
+            }
+            entry.to_leaf().unwrap()
+        };
+        let holder = |party_id: &str, share_bp| crate::Holder {
+            party_id: party_id.to_owned(),
+            share_bp,
+        };
+        let held = with_holders(1, vec![holder(&party.party_id, 10_000)]);
+        let stranger = with_holders(
+            2,
+            vec![holder("0192f0c1-0000-7000-8000-000000000099", 10_000)],
+        );
+        let half = with_holders(3, vec![holder(&party.party_id, 5_000)]);
+        for (reg, db) in backends().await {
+            let outcomes = apply(
+                &reg,
+                &[
+                    (&party_leaf, Some(&digest)),
+                    (&held, None),
+                    (&stranger, None),
+                    (&half, None),
+                ],
+            )
+            .await;
+            assert_eq!(
+                outcomes[1],
+                ApplyOutcome::Appended {
+                    index: 1,
+                    tree_size: 2
+                }
+            );
+            assert!(
+                matches!(
+                    &outcomes[2],
+                    ApplyOutcome::Rejected(Rejection::UnknownParty { .. })
+                ),
+                "{:?}",
+                outcomes[2]
+            );
+            assert!(
+                matches!(
+                    &outcomes[3],
+                    ApplyOutcome::Rejected(Rejection::MalformedEntry { .. })
+                ),
+                "{:?}",
+                outcomes[3]
+            );
             db.drop_db().await;
         }
     }

@@ -54,7 +54,7 @@ async fn post_content(
         }
     };
     let received = upload::receive(&state, request, Caller::Operator).await?;
-    let receipt = register::register(&state, received, actor.registrant()).await?;
+    let receipt = register::register(&state, received, &actor).await?;
     Ok((StatusCode::CREATED, Json(receipt)))
 }
 
@@ -73,9 +73,7 @@ async fn post_content_batch(
         _ => ApiError::BadRequest(format!("reading the request body failed: {rejection}")),
     })?;
     let items = batch::parse_items(&body)?;
-    Ok(Json(
-        batch::register_batch(&state, items, actor.registrant()).await?,
-    ))
+    Ok(Json(batch::register_batch(&state, items, &actor).await?))
 }
 
 /// Registered content that is the same as or similar to the uploaded file,

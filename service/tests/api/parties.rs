@@ -430,3 +430,121 @@ async fn key_rotation_by_signed_intent() {
     assert_eq!(status, 409, "{problem}");
     assert_eq!(problem["type"], "urn:provreg:problem:replayed-intent");
 }
+
+/// Uploads `bytes` as multipart with `metadata`, with `token`; (status, body).
+async fn upload_with_metadata(
+    app: &TestApp,
+    token: &str,
+    bytes: &[u8],
+    metadata: &Value,
+) -> (u16, Value) {
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "metadata",
+            reqwest::multipart::Part::text(metadata.to_string())
+                .mime_str("application/json")
+                .unwrap(),
+        )
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(bytes.to_vec()).file_name("file.bin"),
+        );
+    let resp = app
+        .client
+        .post(app.url("/v1/content"))
+        .bearer_auth(token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// The leaf a receipt is for, decoded.
+async fn leaf_of(app: &TestApp, receipt: &Value) -> Value {
+    let (_, entry) = app
+        .get_json(&format!("/v1/log/entries/{}", receipt["ledger"]["index"]))
+        .await;
+    entry["entry"].clone()
+}
+
+/// A registration names its first holders in its metadata, sorted by party
+/// and summing to 10,000 basis points, and the leaf records them; a party
+/// that registers without naming any holds the whole, while the operator
+/// (not a party) leaves them unnamed. Holders that are not registered
+/// parties, or whose shares do not add up, are refused before anything is
+/// appended.
+#[tokio::test]
+async fn first_holders_are_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start(dir.path()).await;
+    let op = app.token.clone();
+    let mut parties = Vec::new();
+    for (i, key) in KEYS.iter().enumerate() {
+        let (status, created) = app
+            .post_json(
+                "/v1/parties",
+                &json!({"name": format!("Holder {i}"), "roles": ["broadcaster"], "public_key": key}),
+            )
+            .await;
+        assert_eq!(status, 201, "{created}");
+        parties.push((
+            created["party_id"].as_str().unwrap().to_owned(),
+            created["token"].as_str().unwrap().to_owned(),
+        ));
+    }
+    let (a, b) = (&parties[0].0, &parties[1].0);
+
+    let (status, receipt) = upload_as(&app, &parties[2].1, b"held whole by its registrant").await;
+    assert_eq!(status, 201, "{receipt}");
+    let leaf = leaf_of(&app, &receipt).await;
+    assert_eq!(
+        leaf["metadata"]["holders"],
+        json!([{"party_id": parties[2].0, "share_bp": 10000}])
+    );
+
+    let (status, receipt) = upload_as(&app, &op, b"registered by the operator").await;
+    assert_eq!(status, 201, "{receipt}");
+    assert!(
+        leaf_of(&app, &receipt).await["metadata"]
+            .get("holders")
+            .is_none()
+    );
+
+    let (status, receipt) = upload_with_metadata(
+        &app,
+        &op,
+        b"held by two parties",
+        &json!({"holders": [{"party_id": b, "share_bp": 4000}, {"party_id": a, "share_bp": 6000}]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{receipt}");
+    let mut expected = vec![
+        json!({"party_id": a, "share_bp": 6000}),
+        json!({"party_id": b, "share_bp": 4000}),
+    ];
+    expected.sort_by_key(|h| h["party_id"].as_str().unwrap().to_owned());
+    assert_eq!(
+        leaf_of(&app, &receipt).await["metadata"]["holders"],
+        json!(expected)
+    );
+
+    let size = app.checkpoint().await.head.size;
+    for (holders, why) in [
+        (json!([{"party_id": a, "share_bp": 6000}]), "6000"),
+        (
+            json!([{"party_id": "0192f0c1-0000-7000-8000-000000000099", "share_bp": 10000}]),
+            "not registered",
+        ),
+    ] {
+        let (status, problem) =
+            upload_with_metadata(&app, &op, b"refused holders", &json!({"holders": holders})).await;
+        assert_eq!(status, 400, "{problem}");
+        assert!(
+            problem["detail"].as_str().unwrap().contains(why),
+            "{why}: {problem}"
+        );
+    }
+    assert_eq!(app.checkpoint().await.head.size, size);
+}
