@@ -402,11 +402,23 @@ async fn request_rates_are_limited_per_address_and_per_token() {
 async fn the_spool_budget_is_node_wide() {
     let dir = tempfile::tempdir().unwrap();
     let app = TestApp::start_with(dir.path(), &["--spool-budget-mib", "16"]).await;
-    let big: Vec<u8> = (0..24u32 << 20).map(|i| (i % 251) as u8).collect();
-    let resp = app.upload_raw(big, "application/octet-stream").await;
-    assert_eq!(resp.status(), 503);
-    assert!(resp.headers().contains_key("retry-after"));
-    let problem: Value = resp.json().await.unwrap();
+    // Sent raw, reading the answer while the body goes out: the server
+    // answers and closes as soon as the spool is full, and a client that
+    // only reads once its body is through may meet the closed socket first.
+    const BIG: u64 = 24 << 20;
+    let stream = connect_from(&app, "127.0.0.1").await;
+    let head = format!(
+        "POST /v1/content HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {}\r\ncontent-type: application/octet-stream\r\ncontent-length: {BIG}\r\n\r\n",
+        app.token
+    );
+    let body = (0..BIG / (1 << 20)).map(|n| vec![(n % 251) as u8; 1 << 20]);
+    let (answer, _) = send_streaming(stream, head, body).await;
+    assert_eq!(status_of(&answer), 503, "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("retry-after"),
+        "{answer}"
+    );
+    let problem = problem_of(&answer);
     assert_eq!(problem["type"], "urn:provreg:problem:overloaded");
     assert!(problem["detail"].as_str().unwrap().contains("spool"));
     let small: Vec<u8> = (0..4u32 << 20).map(|i| (i % 241) as u8).collect();
