@@ -96,15 +96,10 @@ impl FromRequestParts<AppState> for Actor {
         if digest == state.operator_token_digest {
             return Ok(Actor::Operator);
         }
-        if let Some(party) = state.parties.by_token(&state.registry, &digest).await? {
-            return Ok(Actor::Party(party));
-        }
-        // The party may be registered but not yet applied here: look again
-        // once this node has caught up with every acknowledged write.
-        state.node.linearize().await?;
+        // The party may be registered but not yet applied here.
         state
-            .parties
-            .by_token(&state.registry, &digest)
+            .applied()
+            .find(|| state.parties.by_token(&state.registry, &digest))
             .await?
             .map(Actor::Party)
             .ok_or(ApiError::Unauthorized)

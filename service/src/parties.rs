@@ -125,16 +125,11 @@ pub async fn create_party(state: &AppState, request: NewParty) -> ApiResult<Crea
     }
 }
 
-/// The party `party_id`. A party found here is final (applied entries never
-/// change); one not found is looked for again after a linearizable read.
+/// The party `party_id`, found as [`crate::state::Applied`] finds records.
 pub async fn party(state: &AppState, party_id: &str) -> ApiResult<PartyView> {
-    if let Some(record) = state.registry.party(party_id).await? {
-        return Ok(record.into());
-    }
-    state.node.linearize().await?;
     state
-        .registry
-        .party(party_id)
+        .applied()
+        .find(|| state.registry.party(party_id))
         .await?
         .map(PartyView::from)
         .ok_or_else(|| ApiError::NotFound(format!("party {party_id} is not registered")))

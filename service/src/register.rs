@@ -100,56 +100,38 @@ pub(crate) fn first_holders(metadata: &mut Metadata, registrant: &Actor) {
 }
 
 /// Refuses, as apply would, holders naming a party that is not registered.
-/// A party found here is final; one not found is looked up again after a
-/// linearizable read.
 pub(crate) async fn require_holders(state: &AppState, holders: &[Holder]) -> ApiResult<()> {
-    let mut linearized = false;
+    let mut lookup = state.applied();
     for holder in holders {
-        if state.registry.party(&holder.party_id).await?.is_some() {
-            continue;
+        if lookup
+            .find(|| state.registry.party(&holder.party_id))
+            .await?
+            .is_none()
+        {
+            return Err(ApiError::BadRequest(format!(
+                "metadata.holders names party {}, which is not registered",
+                holder.party_id
+            )));
         }
-        if !linearized {
-            state.node.linearize().await?;
-            linearized = true;
-            if state.registry.party(&holder.party_id).await?.is_some() {
-                continue;
-            }
-        }
-        return Err(ApiError::BadRequest(format!(
-            "metadata.holders names party {}, which is not registered",
-            holder.party_id
-        )));
     }
     Ok(())
 }
 
 /// Refuses, as apply would, a `derived_from` naming content that is not
-/// registered or claimed. A parent found here is final (applied entries
-/// never change); one not found is looked up again after a linearizable
-/// read, as it may be committed but not yet applied here.
+/// registered or claimed.
 pub(crate) async fn require_parents(state: &AppState, parents: &[String]) -> ApiResult<()> {
-    let mut linearized = false;
+    let mut lookup = state.applied();
     for parent in parents {
-        if crate::views::content_by_id(&state.registry, parent)
+        if lookup
+            .find(|| crate::views::content_by_id(&state.registry, parent))
             .await?
-            .is_some()
+            .is_none()
         {
-            continue;
-        }
-        if !linearized {
-            state.node.linearize().await?;
-            linearized = true;
-            if crate::views::content_by_id(&state.registry, parent)
-                .await?
-                .is_some()
-            {
-                continue;
+            return Err(Rejection::UnknownDerivedFrom {
+                content_id: parent.clone(),
             }
+            .into());
         }
-        return Err(Rejection::UnknownDerivedFrom {
-            content_id: parent.clone(),
-        }
-        .into());
     }
     Ok(())
 }

@@ -45,3 +45,42 @@ impl AppState {
         })
     }
 }
+
+/// Lookups of applied records (registrations, claims, parties). An applied
+/// record never changes and only committed entries are applied, so one
+/// found here is final. A miss may be committed but not yet applied here:
+/// it is looked for again once this node has caught up with every
+/// acknowledged write (a linearizable read), at most once per lookup.
+pub struct Applied<'a> {
+    state: &'a AppState,
+    caught_up: bool,
+}
+
+impl AppState {
+    /// A lookup of applied records; see [`Applied`].
+    pub fn applied(&self) -> Applied<'_> {
+        Applied {
+            state: self,
+            caught_up: false,
+        }
+    }
+}
+
+impl Applied<'_> {
+    /// What `find` finds here, or else after catching up.
+    pub async fn find<T, E, Fut>(&mut self, find: impl Fn() -> Fut) -> ApiResult<Option<T>>
+    where
+        Fut: std::future::Future<Output = Result<Option<T>, E>>,
+        ApiError: From<E>,
+    {
+        if let Some(found) = find().await? {
+            return Ok(Some(found));
+        }
+        if self.caught_up {
+            return Ok(None);
+        }
+        self.state.node.linearize().await?;
+        self.caught_up = true;
+        Ok(find().await?)
+    }
+}
