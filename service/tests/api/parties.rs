@@ -5,7 +5,7 @@ use base64::prelude::BASE64_STANDARD;
 use ring::digest::{SHA256, digest};
 use serde_json::{Value, json};
 
-use crate::support::{NodeDir, TestApp, write_secret};
+use crate::support::{NodeDir, TestApp, answer, write_secret};
 
 /// Raw Ed25519 public keys (RFC 8032's test keys 1 to 3), base64.
 const KEYS: [&str; 3] = [
@@ -14,33 +14,16 @@ const KEYS: [&str; 3] = [
     "/FHNjmIYoaONpH7QAjDwWAgW7RO6MwOsXeuRFUiQgCU=",
 ];
 
-/// POSTs `body` to `path` with `token`; (status, JSON body).
-async fn post_as(app: &TestApp, token: &str, path: &str, body: &Value) -> (u16, Value) {
-    let resp = app
-        .client
-        .post(app.url(path))
-        .bearer_auth(token)
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
-
 /// Uploads `bytes` with `token`; (status, JSON body).
 async fn upload_as(app: &TestApp, token: &str, bytes: &[u8]) -> (u16, Value) {
-    let resp = app
-        .client
-        .post(app.url("/v1/content"))
-        .bearer_auth(token)
-        .header("content-type", "application/octet-stream")
-        .body(bytes.to_vec())
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
+    answer(
+        app.client
+            .post(app.url("/v1/content"))
+            .bearer_auth(token)
+            .header("content-type", "application/octet-stream")
+            .body(bytes.to_vec()),
+    )
+    .await
 }
 
 /// The operator registers a party and gets its token once; the party is a
@@ -93,7 +76,7 @@ async fn parties_tokens_and_roles() {
             "colour",
         ),
     ] {
-        let (status, problem) = post_as(&app, &op, "/v1/parties", &bad).await;
+        let (status, problem) = app.post_json_as(Some(&op), "/v1/parties", &bad).await;
         assert_eq!(status, 400, "{bad} {problem}");
         assert!(
             problem["detail"].as_str().unwrap().contains(field),
@@ -102,7 +85,7 @@ async fn parties_tokens_and_roles() {
     }
     assert_eq!(app.checkpoint().await.head.size, size_before);
 
-    let (status, created) = post_as(&app, &op, "/v1/parties", &request).await;
+    let (status, created) = app.post_json_as(Some(&op), "/v1/parties", &request).await;
     assert_eq!(status, 201, "{created}");
     let party_id = created["party_id"].as_str().unwrap().to_owned();
     let token = created["token"].as_str().unwrap().to_owned();
@@ -132,7 +115,7 @@ async fn parties_tokens_and_roles() {
 
     let size = app.checkpoint().await.head.size;
     let same_key = json!({"name": "Copycat", "roles": ["auditor"], "public_key": KEYS[0]});
-    let (status, problem) = post_as(&app, &op, "/v1/parties", &same_key).await;
+    let (status, problem) = app.post_json_as(Some(&op), "/v1/parties", &same_key).await;
     assert_eq!(status, 409, "{problem}");
     assert!(
         problem["detail"].as_str().unwrap().contains(&party_id),
@@ -143,40 +126,44 @@ async fn parties_tokens_and_roles() {
     let (status, receipt) = upload_as(&app, &token, b"a broadcaster's own file").await;
     assert_eq!(status, 201, "{receipt}");
     assert_eq!(receipt["registrant"], party_id.as_str());
-    let (status, problem) = post_as(&app, &token, "/v1/parties", &same_key).await;
+    let (status, problem) = app
+        .post_json_as(Some(&token), "/v1/parties", &same_key)
+        .await;
     assert_eq!(status, 403, "{problem}");
 
     let auditor = json!({"name": "Audit Office", "roles": ["auditor"], "public_key": KEYS[1]});
-    let (status, created) = post_as(&app, &op, "/v1/parties", &auditor).await;
+    let (status, created) = app.post_json_as(Some(&op), "/v1/parties", &auditor).await;
     assert_eq!(status, 201, "{created}");
     let auditor_token = created["token"].as_str().unwrap().to_owned();
     let (status, problem) = upload_as(&app, &auditor_token, b"not an auditor's job").await;
     assert_eq!(status, 403, "{problem}");
     assert_eq!(problem["type"], "urn:provreg:problem:forbidden");
-    let (status, _) = post_as(
-        &app,
-        &auditor_token,
-        "/v1/content/batch",
-        &json!([{"sha256": "ab".repeat(32), "size": 1}]),
-    )
-    .await;
+    let (status, _) = app
+        .post_json_as(
+            Some(&auditor_token),
+            "/v1/content/batch",
+            &json!([{"sha256": "ab".repeat(32), "size": 1}]),
+        )
+        .await;
     assert_eq!(status, 403);
 
     let manager = json!({"name": "Registry Desk", "roles": ["operator"], "public_key": KEYS[2]});
-    let (status, created) = post_as(&app, &op, "/v1/parties", &manager).await;
+    let (status, created) = app.post_json_as(Some(&op), "/v1/parties", &manager).await;
     assert_eq!(status, 201, "{created}");
     let manager_token = created["token"].as_str().unwrap().to_owned();
     let another = json!({"name": "Newcomer", "roles": ["auditor"], "public_key": "O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik="});
-    let (status, created) = post_as(&app, &manager_token, "/v1/parties", &another).await;
+    let (status, created) = app
+        .post_json_as(Some(&manager_token), "/v1/parties", &another)
+        .await;
     assert_eq!(status, 201, "{created}");
     for party_token in [&token, &auditor_token, &manager_token] {
-        let (status, _) = post_as(
-            &app,
-            party_token,
-            "/v1/cluster/membership",
-            &json!({"voters": [1]}),
-        )
-        .await;
+        let (status, _) = app
+            .post_json_as(
+                Some(party_token),
+                "/v1/cluster/membership",
+                &json!({"voters": [1]}),
+            )
+            .await;
         assert_eq!(status, 401);
     }
 
@@ -273,19 +260,6 @@ fn in_seconds(seconds: i64) -> String {
         .unwrap()
 }
 
-/// POSTs a body without a token; (status, JSON body).
-async fn post_open(app: &TestApp, path: &str, body: &Value) -> (u16, Value) {
-    let resp = app
-        .client
-        .post(app.url(path))
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
-
 /// A party's key is replaced by a `key.rotate` intent signed by its current
 /// key and the new one, with no token. The leaf records the intent and its
 /// signatures verbatim, and they verify from the leaf alone. Refused, each
@@ -376,7 +350,7 @@ async fn key_rotation_by_signed_intent() {
         ),
     ];
     for (body, status, reason) in refusals {
-        let (got, problem) = post_open(&app, &path, &body).await;
+        let (got, problem) = app.post_json_as(None, &path, &body).await;
         assert_eq!(got, status, "{reason}: {problem}");
         assert_eq!(
             problem["type"],
@@ -384,28 +358,30 @@ async fn key_rotation_by_signed_intent() {
             "{problem}"
         );
     }
-    let (status, problem) = post_open(
-        &app,
-        "/v1/parties/0192f0c1-0000-7000-8000-000000000099/keys",
-        &signed_body(&good, &[(&party, &old), (&party, &new)]),
-    )
-    .await;
+    let (status, problem) = app
+        .post_json_as(
+            None,
+            "/v1/parties/0192f0c1-0000-7000-8000-000000000099/keys",
+            &signed_body(&good, &[(&party, &old), (&party, &new)]),
+        )
+        .await;
     assert_eq!(status, 400, "{problem}");
     let (other, _) = key_pair(3);
-    let (status, problem) = post_open(
-        &app,
-        &path,
-        &signed_body(
-            &intent(&origin, &"ef".repeat(16), in_seconds(3600), &other_public),
-            &[(&party, &old), (&party, &other)],
-        ),
-    )
-    .await;
+    let (status, problem) = app
+        .post_json_as(
+            None,
+            &path,
+            &signed_body(
+                &intent(&origin, &"ef".repeat(16), in_seconds(3600), &other_public),
+                &[(&party, &old), (&party, &other)],
+            ),
+        )
+        .await;
     assert_eq!(status, 409, "{problem}");
     assert_eq!(app.checkpoint().await.head.size, size);
 
     let body = signed_body(&good, &[(&party, &old), (&party, &new)]);
-    let (status, rotated) = post_open(&app, &path, &body).await;
+    let (status, rotated) = app.post_json_as(None, &path, &body).await;
     assert_eq!(status, 200, "{rotated}");
     assert_eq!(rotated["public_key"], new_public.as_str());
     let (_, shown) = app.get_json(&format!("/v1/parties/{party}")).await;
@@ -426,7 +402,7 @@ async fn key_rotation_by_signed_intent() {
     recorded.verify_signers(&keys).unwrap();
     assert_eq!(leaf["intent_sha256"], recorded.replay_key_hex());
 
-    let (status, problem) = post_open(&app, &path, &body).await;
+    let (status, problem) = app.post_json_as(None, &path, &body).await;
     assert_eq!(status, 409, "{problem}");
     assert_eq!(problem["type"], "urn:provreg:problem:replayed-intent");
 }
@@ -449,16 +425,13 @@ async fn upload_with_metadata(
             "file",
             reqwest::multipart::Part::bytes(bytes.to_vec()).file_name("file.bin"),
         );
-    let resp = app
-        .client
-        .post(app.url("/v1/content"))
-        .bearer_auth(token)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
+    answer(
+        app.client
+            .post(app.url("/v1/content"))
+            .bearer_auth(token)
+            .multipart(form),
+    )
+    .await
 }
 
 /// The leaf a receipt is for, decoded.

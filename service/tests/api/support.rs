@@ -144,16 +144,21 @@ impl TestApp {
 
     /// POST a JSON body with the operator token; (status, JSON body).
     pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
-        let resp = self
-            .client
-            .post(self.url(path))
-            .bearer_auth(&self.token)
-            .json(body)
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(Value::Null))
+        self.post_json_as(Some(&self.token), path, body).await
+    }
+
+    /// POST a JSON body with `token`, or none; (status, JSON body).
+    pub async fn post_json_as(
+        &self,
+        token: Option<&str>,
+        path: &str,
+        body: &Value,
+    ) -> (u16, Value) {
+        let mut request = self.client.post(self.url(path)).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        answer(request).await
     }
 
     /// GET returning (status, JSON body).
@@ -333,4 +338,12 @@ pub fn distinct_file(seed: u32) -> Vec<u8> {
     (0..5_000u32)
         .map(|j| (j.wrapping_mul(131) ^ key.rotate_right(8 * (j % 4))) as u8)
         .collect()
+}
+
+/// Sends `request`; its status and JSON body (`Null` when the body is not
+/// JSON).
+pub async fn answer(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let resp = request.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
 }
