@@ -409,6 +409,15 @@ impl Metadata {
     }
 }
 
+/// Whether `text` is a SHA-256 in lowercase hex, the one spelling the
+/// ledger stores.
+pub fn is_lower_hex_sha256(text: &str) -> bool {
+    text.len() == 64
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// The entry types this build can apply, by their `"type"` tag.
 pub const KNOWN_ENTRY_TYPES: &[&str] = &[
     "content.registered",

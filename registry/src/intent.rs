@@ -640,9 +640,10 @@ pub fn decode_public_key(b64: &str) -> Result<[u8; 32]> {
 }
 
 /// Whether `s` is an id as intents spell them: a UUID in lowercase
-/// hyphenated form, so each id has exactly one spelling.
+/// hyphenated form, so each id has exactly one spelling (the form of
+/// content ids).
 pub fn is_valid_id(s: &str) -> bool {
-    uuid::Uuid::try_parse(s).is_ok_and(|u| u.hyphenated().to_string() == s)
+    crate::metadata::is_content_id(s)
 }
 
 fn sha256(bytes: &[u8]) -> [u8; 32] {

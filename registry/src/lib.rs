@@ -34,7 +34,7 @@ mod store;
 pub use entry::{
     ApplyOutcome, Approval, ClaimedIscc, ClusterFormed, ContentClaim, ContentRegistration,
     EntryBody, FEATURE_LEVEL, FingerprintedBy, Holder, IsccCodes, LedgerEntry, MembershipApproved,
-    Metadata, NodeAdded, NodeRecord, NodeRemoved, Prints, Rejection,
+    Metadata, NodeAdded, NodeRecord, NodeRemoved, Prints, Rejection, is_lower_hex_sha256,
 };
 pub use error::{RegistryError, Result};
 pub use intent::{IntentKind, IntentReason, SignedIntent, SignerKey};

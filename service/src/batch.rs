@@ -79,7 +79,7 @@ fn claim_of(raw: &RawValue, registrant: &crate::auth::Actor) -> ApiResult<Conten
     let item: Item =
         serde_json::from_str(raw.get()).map_err(|e| ApiError::BadRequest(format!("item: {e}")))?;
     let sha256 = item.sha256.to_ascii_lowercase();
-    if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !registry::is_lower_hex_sha256(&sha256) {
         return Err(ApiError::BadRequest(
             "sha256 must be 64 hexadecimal digits".into(),
         ));

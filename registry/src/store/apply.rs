@@ -16,7 +16,7 @@ use tlog_tiles::HashReader;
 
 use super::similarity::IndexRows;
 use super::{Param, RaftMarks, fetch_hashes, from_i64, insert_rows, to_i64};
-use crate::entry::{ApplyOutcome, EntryBody, LedgerEntry, Prints, Rejection};
+use crate::entry::{ApplyOutcome, EntryBody, LedgerEntry, Prints, Rejection, is_lower_hex_sha256};
 use crate::merkle::Hash;
 use crate::{RegistryError, Result};
 
@@ -650,14 +650,6 @@ fn check_beside(entry: &LedgerEntry, beside: Beside<'_>) -> Result<Option<Prints
         (_, None) => {}
     }
     check_prints(entry, beside.prints)
-}
-
-/// Whether `text` is a SHA-256 in lowercase hex.
-pub(crate) fn is_lower_hex_sha256(text: &str) -> bool {
-    text.len() == 64
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Checks the prints sent with an entry against its commitment and decodes

@@ -2,6 +2,7 @@
 //! the digests of their tokens. Checked and indexed by the apply
 //! transaction; read by the service to authenticate and to answer.
 
+use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use time::OffsetDateTime;
@@ -252,14 +253,7 @@ impl Registry {
         .bind(party_id)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|row| {
-            record(
-                row.try_get(0)?,
-                &row.try_get::<String, _>(1)?,
-                row.try_get(2)?,
-            )
-        })
-        .transpose()
+        row.as_ref().map(record).transpose()
     }
 
     /// The party whose token has SHA-256 `token_sha256` (lowercase hex).
@@ -273,19 +267,16 @@ impl Registry {
         .bind(token_sha256)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|row| {
-            record(
-                row.try_get(0)?,
-                &row.try_get::<String, _>(1)?,
-                row.try_get(2)?,
-            )
-        })
-        .transpose()
+        row.as_ref().map(record).transpose()
     }
 }
 
-fn record(idx: i64, leaf: &str, public_key: String) -> Result<PartyRecord> {
-    match LedgerEntry::from_leaf(leaf)?.body {
+/// A party from a row of its leaf's index, the leaf and its current key.
+fn record(row: &AnyRow) -> Result<PartyRecord> {
+    let idx: i64 = row.try_get(0)?;
+    let leaf: String = row.try_get(1)?;
+    let public_key: String = row.try_get(2)?;
+    match LedgerEntry::from_leaf(&leaf)?.body {
         EntryBody::PartyRegistered(party) => Ok(PartyRecord {
             party: PartyRegistered {
                 public_key,

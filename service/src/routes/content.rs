@@ -66,12 +66,7 @@ async fn post_content_batch(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<batch::BatchResponse>> {
     actor.require(Role::Broadcaster)?;
-    let body = body.map_err(|rejection| match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge {
-            limit: state.gates.max_json_bytes(),
-        },
-        _ => ApiError::BadRequest(format!("reading the request body failed: {rejection}")),
-    })?;
+    let body = super::json_body(&state, body)?;
     let items = batch::parse_items(&body)?;
     Ok(Json(batch::register_batch(&state, items, &actor).await?))
 }
@@ -184,7 +179,7 @@ async fn find_content(
         consistency,
     }) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let sha256 = sha256.to_ascii_lowercase();
-    if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !registry::is_lower_hex_sha256(&sha256) {
         return Err(ApiError::BadRequest(
             "sha256 must be 64 hexadecimal digits".into(),
         ));

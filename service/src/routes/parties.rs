@@ -40,12 +40,7 @@ async fn post_party_key(
     Path(party_id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<RotatedKey>> {
-    let body = body.map_err(|rejection| match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge {
-            limit: state.gates.max_json_bytes(),
-        },
-        _ => ApiError::BadRequest(format!("reading the request body failed: {rejection}")),
-    })?;
+    let body = super::json_body(&state, body)?;
     check_id(&party_id)?;
     Ok(Json(parties::rotate_key(&state, &party_id, &body).await?))
 }
