@@ -12,6 +12,7 @@ use media_fingerprint::{MediaKind, MissingFingerprint};
 use serde::{Deserialize, Serialize};
 
 use crate::party::{PartyKeyRotated, PartyRegistered};
+use crate::rights::ContentTransferred;
 use crate::{RegistryError, Result, metadata};
 
 /// The entry encoding this build writes. Readers refuse versions they do not
@@ -21,10 +22,10 @@ pub const ENTRY_VERSION: u32 = 1;
 /// The entry types this build can apply, as a level recorded for each node
 /// in the ledger: 1 knows content registrations; 2 adds the cluster's own
 /// entries (formation, nodes added and removed, membership approvals) and
-/// claims by hash; 3 adds parties. A type is proposed only once every
+/// claims by hash; 3 adds parties; 4 adds transfers of ownership. A type is proposed only once every
 /// voter's recorded level covers it ([`EntryBody::feature_level`]), so no
 /// voter meets an entry its build cannot apply.
-pub const FEATURE_LEVEL: u32 = 3;
+pub const FEATURE_LEVEL: u32 = 4;
 
 /// One leaf of the ledger.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -69,6 +70,10 @@ pub enum EntryBody {
     /// A party's signing key was replaced, on its signed intent.
     #[serde(rename = "party.key_rotated")]
     PartyKeyRotated(PartyKeyRotated),
+    /// Ownership shares of a content item moved, on the givers' signed
+    /// intent.
+    #[serde(rename = "content.transferred")]
+    ContentTransferred(ContentTransferred),
 }
 
 impl EntryBody {
@@ -82,6 +87,7 @@ impl EntryBody {
             | EntryBody::NodeRemoved(_)
             | EntryBody::MembershipApproved(_) => 2,
             EntryBody::PartyRegistered(_) | EntryBody::PartyKeyRotated(_) => 3,
+            EntryBody::ContentTransferred(_) => 4,
         }
     }
 }
@@ -428,6 +434,7 @@ pub const KNOWN_ENTRY_TYPES: &[&str] = &[
     "membership.approved",
     "party.registered",
     "party.key_rotated",
+    "content.transferred",
 ];
 
 impl LedgerEntry {
@@ -457,6 +464,7 @@ impl LedgerEntry {
             EntryBody::MembershipApproved(approved) => &approved.recorded_at,
             EntryBody::PartyRegistered(party) => &party.registered_at,
             EntryBody::PartyKeyRotated(rotated) => &rotated.rotated_at,
+            EntryBody::ContentTransferred(transferred) => &transferred.transferred_at,
         }
     }
 
@@ -471,6 +479,7 @@ impl LedgerEntry {
             EntryBody::MembershipApproved(_) => "membership.approved",
             EntryBody::PartyRegistered(_) => "party.registered",
             EntryBody::PartyKeyRotated(_) => "party.key_rotated",
+            EntryBody::ContentTransferred(_) => "content.transferred",
         }
     }
 

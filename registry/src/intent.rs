@@ -90,6 +90,9 @@ pub enum IntentReason {
     /// The ledger has already recorded this intent (its replay key). Raised
     /// by the ledger, not by this module, which keeps no state.
     Replayed,
+    /// A transfer's `from` and `to` add up to different totals: shares
+    /// would be created or lost.
+    UnbalancedShares,
 }
 
 impl IntentReason {
@@ -107,6 +110,7 @@ impl IntentReason {
             IntentReason::DuplicateSignature => "duplicate-signature",
             IntentReason::BadSignature => "bad-signature",
             IntentReason::Replayed => "replayed-intent",
+            IntentReason::UnbalancedShares => "unbalanced-shares",
         }
     }
 }
@@ -954,9 +958,12 @@ fn check_transfer(t: &Transfer) -> Result<()> {
     let total = |shares: &[Share]| shares.iter().map(|s| u32::from(s.share_bp)).sum::<u32>();
     let (given, received) = (total(&t.from), total(&t.to));
     if given != received {
-        return Err(malformed(format!(
-            "intent.from gives {given} basis points but intent.to receives {received}; they must be equal"
-        )));
+        return Err(RegistryError::intent(
+            IntentReason::UnbalancedShares,
+            format!(
+                "intent.from gives {given} basis points but intent.to receives {received}; they must be equal"
+            ),
+        ));
     }
     Ok(())
 }
@@ -1138,6 +1145,7 @@ mod tests {
             IntentReason::DuplicateSignature,
             IntentReason::BadSignature,
             IntentReason::Replayed,
+            IntentReason::UnbalancedShares,
         ];
         let names: BTreeSet<&str> = all.iter().map(|r| r.as_str()).collect();
         assert_eq!(names.len(), all.len());
@@ -1577,7 +1585,7 @@ mod tests {
             panic!("not a transfer");
         };
         assert_eq!(t.to[0].share_bp, 6000);
-        let cases: [(&str, Value, &str); 7] = [
+        let cases: [(&str, Value, &str); 6] = [
             (
                 "/from/0/share_bp",
                 json!(0),
@@ -1593,11 +1601,6 @@ mod tests {
                 "/to/1/party_id",
                 json!(PARTY_B),
                 "intent.to[1].party_id: party",
-            ),
-            (
-                "/to/1/share_bp",
-                json!(3000),
-                "gives 10000 basis points but intent.to receives 9000",
             ),
             (
                 "/from",
@@ -1617,6 +1620,14 @@ mod tests {
             assert_eq!(reason, IntentReason::MalformedIntent);
             assert!(detail.contains(says), "{pointer}: {detail}");
         }
+        let mut unbalanced = transfer_json();
+        *unbalanced.pointer_mut("/to/1/share_bp").unwrap() = json!(3000);
+        let (reason, detail) = parse_err(&body(&unbalanced, &[]));
+        assert_eq!(reason, IntentReason::UnbalancedShares);
+        assert!(
+            detail.contains("gives 10000 basis points but intent.to receives 9000"),
+            "{detail}"
+        );
         for bad_id in [
             "0192F0C1-0000-7000-8000-000000000C01",
             "0192f0c1000070008000000000000c01",

@@ -28,6 +28,7 @@ pub mod intent;
 pub mod merkle;
 pub mod metadata;
 pub mod party;
+pub mod rights;
 pub mod scope;
 mod store;
 
@@ -40,7 +41,7 @@ pub use error::{RegistryError, Result};
 pub use intent::{IntentKind, IntentReason, SignedIntent, SignerKey};
 pub use scope::{Media, Medium, Scope, Term, Territories, TerritorySet};
 pub use store::{
-    ApplyTx, Beside, ClaimRecord, CodeKind, CodeMatch, ContentRecord, MAX_INDEXED_DISTANCE,
-    PartyRecord, RaftMarks, RecordedNode, Registry, SNAPSHOT_PAGE, SnapshotLeaf, StoredEntry,
-    is_sampled, validate_claimed_iscc, verify_approval, voters_key,
+    ApplyTx, Beside, ClaimRecord, CodeKind, CodeMatch, ContentRecord, Holdings,
+    MAX_INDEXED_DISTANCE, PartyRecord, RaftMarks, RecordedNode, Registry, SNAPSHOT_PAGE,
+    SnapshotLeaf, StoredEntry, is_sampled, validate_claimed_iscc, verify_approval, voters_key,
 };

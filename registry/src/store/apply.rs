@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::similarity::{self, claimed_codes, codes_of, crop_codes};
-use super::{cluster, party};
+use super::{cluster, party, rights};
 use tlog_tiles::HashReader;
 
 use super::similarity::IndexRows;
@@ -47,6 +47,8 @@ struct Pending {
     hashes: Vec<(i64, String)>,
     content: Vec<(String, String, i64)>,
     claims: Vec<(String, String, i64)>,
+    /// First holders: content id, party id, share, leaf index, instant.
+    holdings: Vec<(String, String, i64, i64, i64)>,
     index: IndexRows,
     /// SHA-256 to content id of the registrations and claims waiting.
     registered: HashMap<String, String>,
@@ -151,6 +153,23 @@ impl ApplyTx {
             )
             .await?;
         }
+        let mut params = Vec::with_capacity(5 * pending.holdings.len());
+        for (content_id, party_id, share_bp, idx, us) in &pending.holdings {
+            params.extend([
+                Param::Text(content_id),
+                Param::Text(party_id),
+                Param::Int(*share_bp),
+                Param::Int(*idx),
+                Param::Int(*us),
+            ]);
+        }
+        insert_rows(
+            conn,
+            "insert into holding (content_id, party_id, share_bp, since_idx, since_us)",
+            5,
+            &params,
+        )
+        .await?;
         let mut index = pending.index;
         index.flush(conn).await?;
         Ok(())
@@ -407,6 +426,14 @@ impl ApplyTx {
                 };
                 party::check_rotation(conn, rotated, at).await
             }
+            EntryBody::ContentTransferred(transferred) => {
+                let Some(at) = parse_timestamp(&transferred.transferred_at) else {
+                    return Ok(Some(Rejection::MalformedEntry {
+                        detail: "transferred_at is not RFC 3339 in UTC".into(),
+                    }));
+                };
+                rights::check_transfer(conn, transferred, at).await
+            }
             _ => cluster::check(conn, self.tree_size, entry).await,
         }
     }
@@ -444,6 +471,7 @@ impl ApplyTx {
                     .registered
                     .insert(reg.sha256.clone(), reg.content_id.clone());
                 pending.ids.insert(reg.content_id.clone());
+                first_holders(pending, &reg.content_id, &reg.metadata.holders, idx, entry)?;
                 let codes = codes_of(&reg.iscc)?;
                 similarity::index(&mut pending.index, &reg.content_id, index, &codes, prints)?;
             }
@@ -456,6 +484,13 @@ impl ApplyTx {
                     .claimed
                     .insert(claim.sha256.clone(), claim.content_id.clone());
                 pending.ids.insert(claim.content_id.clone());
+                first_holders(
+                    pending,
+                    &claim.content_id,
+                    &claim.metadata.holders,
+                    idx,
+                    entry,
+                )?;
                 let codes = claimed_codes(&claim.iscc)?;
                 similarity::index(&mut pending.index, &claim.content_id, index, &codes, None)?;
             }
@@ -466,6 +501,10 @@ impl ApplyTx {
             EntryBody::PartyKeyRotated(rotated) => {
                 self.flush().await?;
                 party::index_rotation(&mut self.tx, index, rotated).await?;
+            }
+            EntryBody::ContentTransferred(transferred) => {
+                self.flush().await?;
+                rights::index_transfer(&mut self.tx, index, transferred).await?;
             }
             _ => {
                 self.flush().await?;
@@ -536,6 +575,7 @@ impl ApplyTx {
     /// Deletes every ledger row, for a snapshot install that rebuilds them.
     pub(super) async fn clear(&mut self) -> Result<()> {
         for table in [
+            "holding",
             "intent_applied",
             "party_key",
             "party_token",
@@ -605,6 +645,30 @@ async fn latest_timestamp(
     // Leaves applied before timestamps were checked may not parse; they
     // then set no lower bound.
     Ok(parse_timestamp(&text).map(|at| (at, text)))
+}
+
+/// Queues the first holders of a registration or claim at leaf `idx`.
+fn first_holders(
+    pending: &mut Pending,
+    content_id: &str,
+    holders: &[crate::Holder],
+    idx: i64,
+    entry: &LedgerEntry,
+) -> Result<()> {
+    if holders.is_empty() {
+        return Ok(());
+    }
+    let us = rights::entry_micros(entry.timestamp())?;
+    for holder in holders {
+        pending.holdings.push((
+            content_id.to_owned(),
+            holder.party_id.clone(),
+            i64::from(holder.share_bp),
+            idx,
+            us,
+        ));
+    }
+    Ok(())
 }
 
 /// Refuses first holders out of their stored form, or naming a party that
@@ -689,7 +753,7 @@ pub(super) async fn read_tree_size(conn: &mut AnyConnection) -> Result<u64> {
 
 /// Whether `content_id` names a registration or a claim: ids are unique
 /// across both.
-async fn content_exists(conn: &mut AnyConnection, content_id: &str) -> Result<bool> {
+pub(super) async fn content_exists(conn: &mut AnyConnection, content_id: &str) -> Result<bool> {
     let row = sqlx::query(
         "select content_id from content where content_id = $1 union all select content_id from content_claim where content_id = $1",
     )

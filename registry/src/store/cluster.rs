@@ -42,7 +42,8 @@ pub(super) async fn check(
         EntryBody::ContentRegistered(_)
         | EntryBody::ContentClaimed(_)
         | EntryBody::PartyRegistered(_)
-        | EntryBody::PartyKeyRotated(_) => Ok(None),
+        | EntryBody::PartyKeyRotated(_)
+        | EntryBody::ContentTransferred(_) => Ok(None),
         EntryBody::ClusterFormed(formed) => {
             if index != 0 || cluster_id(conn).await?.is_some() {
                 return Ok(Some(Rejection::ClusterAlreadyFormed));
@@ -137,7 +138,8 @@ pub(super) async fn index(conn: &mut AnyConnection, index: u64, entry: &LedgerEn
         EntryBody::ContentRegistered(_)
         | EntryBody::ContentClaimed(_)
         | EntryBody::PartyRegistered(_)
-        | EntryBody::PartyKeyRotated(_) => {}
+        | EntryBody::PartyKeyRotated(_)
+        | EntryBody::ContentTransferred(_) => {}
         EntryBody::ClusterFormed(formed) => {
             sqlx::query("insert into cluster_info (id, cluster_id, origin) values (1, $1, $2)")
                 .bind(&formed.cluster_id)

@@ -10,19 +10,22 @@ mod cluster;
 mod content;
 mod ledger;
 mod party;
+mod rights;
+mod signed;
 mod similarity;
 mod snapshot;
 
 use sqlx::AnyConnection;
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
-use sqlx::{AnyPool, Executor, Row};
+use sqlx::{Any, AnyPool, Executor, Row, Transaction};
 
 pub use apply::{ApplyTx, Beside};
 pub use cluster::{RecordedNode, verify_approval, voters_key};
 pub use content::{ClaimRecord, ContentRecord};
 pub use ledger::StoredEntry;
 pub use party::PartyRecord;
+pub use rights::Holdings;
 pub use similarity::{
     CodeKind, CodeMatch, MAX_INDEXED_DISTANCE, is_sampled, validate_claimed_iscc,
 };
@@ -57,6 +60,21 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// A transaction in which every read sees one state of the ledger, for
+    /// answers whose parts must agree (a projection and the tree size its
+    /// proofs are for). SQLite's transactions read one snapshot already;
+    /// PostgreSQL's default isolation would let each statement see a newer
+    /// state.
+    async fn read_snapshot(&self) -> Result<Transaction<'static, Any>> {
+        let mut tx = self.pool.begin().await?;
+        if !self.sqlite {
+            sqlx::query("set transaction isolation level repeatable read, read only")
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(tx)
+    }
+
     /// Connects to `url` (`sqlite://PATH?mode=rwc` or `postgres://...`) and
     /// brings the schema up to date.
     pub async fn connect(url: &str) -> Result<Self> {

@@ -7,9 +7,9 @@ use sqlx::{AnyConnection, Row};
 
 use time::OffsetDateTime;
 
-use super::{Registry, from_i64, to_i64};
+use super::{Registry, from_i64, signed, to_i64};
 use crate::entry::{EntryBody, LedgerEntry, Rejection};
-use crate::intent::{IntentBody, IntentReason, SignedIntent, SignerKey, decode_public_key};
+use crate::intent::{IntentBody, SignerKey, decode_public_key};
 use crate::party::{PartyKeyRotated, PartyRegistered};
 use crate::{RegistryError, Result};
 
@@ -111,81 +111,40 @@ pub(super) async fn check_rotation(
     rotated: &PartyKeyRotated,
     at: OffsetDateTime,
 ) -> Result<Option<Rejection>> {
-    let malformed = |detail: String| -> Result<Option<Rejection>> {
-        Ok(Some(Rejection::MalformedEntry { detail }))
-    };
-    let refused = |e: RegistryError| -> Result<Option<Rejection>> {
-        match e {
-            RegistryError::Intent { reason, detail } => Ok(Some(Rejection::IntentRefused {
-                rule: reason.as_str().to_owned(),
-                detail,
-            })),
-            other => Ok(Some(Rejection::MalformedEntry {
-                detail: other.to_string(),
-            })),
-        }
-    };
-    let body = match serde_json::to_vec(&rotated.signed) {
-        Ok(body) => body,
-        Err(e) => return malformed(format!("the signed intent does not encode: {e}")),
-    };
-    let signed = match SignedIntent::parse(&body) {
+    let signed = match signed::recorded(conn, &rotated.signed, &rotated.intent_sha256).await? {
         Ok(signed) => signed,
-        Err(e) => return refused(e),
+        Err(rejection) => return Ok(Some(rejection)),
     };
     let new_key = match decode_public_key(&rotated.public_key) {
         Ok(key) => key,
-        Err(e) => return malformed(e.to_string()),
+        Err(e) => return Ok(Some(signed::malformed(e.to_string()))),
     };
     match &signed.intent().body {
         IntentBody::KeyRotate(rotate)
             if rotate.party_id == rotated.party_id && rotate.public_key == new_key => {}
         _ => {
-            return malformed(
-                "the signed intent is not a key.rotate of this party to this key".into(),
-            );
+            return Ok(Some(signed::malformed(
+                "the signed intent is not a key.rotate of this party to this key",
+            )));
         }
     }
-    if signed.replay_key_hex() != rotated.intent_sha256 {
-        return malformed("intent_sha256 is not the SHA-256 of the signed message".into());
-    }
-    let Some(current) = current_key(conn, &rotated.party_id).await? else {
+    let Some(current) = signed::current_key(conn, &rotated.party_id).await? else {
         return Ok(Some(Rejection::UnknownParty {
             party_id: rotated.party_id.clone(),
         }));
     };
-    if applied(conn, &rotated.intent_sha256).await? {
-        return Ok(Some(Rejection::IntentRefused {
-            rule: IntentReason::Replayed.as_str().to_owned(),
-            detail: format!("intent {} was applied before", rotated.intent_sha256),
-        }));
-    }
     if let Some(holder) = key_holder(conn, &rotated.public_key).await? {
         return Ok(Some(Rejection::PartyKeyTaken { party_id: holder }));
     }
-    let origin = sqlx::query("select origin from cluster_info where id = 1")
-        .fetch_optional(&mut *conn)
-        .await?
-        .map(|row| row.try_get::<String, _>(0))
-        .transpose()?
-        .unwrap_or_default();
-    let current = match decode_public_key(&current) {
-        Ok(key) => key,
-        Err(_) => {
-            return Err(RegistryError::Corrupt(format!(
-                "party {}'s stored key does not decode",
-                rotated.party_id
-            )));
-        }
-    };
+    let origin = signed::origin(conn).await?;
     let required = [
         SignerKey::new(rotated.party_id.clone(), current),
         SignerKey::new(rotated.party_id.clone(), new_key),
     ];
-    match signed.check(&origin, at, &required) {
-        Ok(()) => Ok(None),
-        Err(e) => refused(e),
-    }
+    Ok(signed
+        .check(&origin, at, &required)
+        .err()
+        .map(signed::refusal))
 }
 
 /// Indexes a checked `party.key_rotated` entry at leaf `index`.
@@ -200,25 +159,16 @@ pub(super) async fn index_rotation(
         .execute(&mut *conn)
         .await?;
     insert_key(conn, &rotated.public_key, &rotated.party_id, index).await?;
-    sqlx::query("insert into intent_applied (replay_key, ledger_idx) values ($1, $2)")
-        .bind(&rotated.intent_sha256)
-        .bind(to_i64(index)?)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
+    signed::mark_applied(conn, &rotated.intent_sha256, index).await
 }
 
 /// Whether party `party_id` is registered.
 pub(super) async fn exists(conn: &mut AnyConnection, party_id: &str) -> Result<bool> {
-    Ok(current_key(conn, party_id).await?.is_some())
-}
-
-async fn current_key(conn: &mut AnyConnection, party_id: &str) -> Result<Option<String>> {
-    let row = sqlx::query("select public_key from party where party_id = $1")
+    let row = sqlx::query("select 1 from party where party_id = $1")
         .bind(party_id)
         .fetch_optional(&mut *conn)
         .await?;
-    Ok(row.map(|row| row.try_get(0)).transpose()?)
+    Ok(row.is_some())
 }
 
 async fn key_holder(conn: &mut AnyConnection, public_key: &str) -> Result<Option<String>> {
@@ -229,19 +179,11 @@ async fn key_holder(conn: &mut AnyConnection, public_key: &str) -> Result<Option
     Ok(row.map(|row| row.try_get(0)).transpose()?)
 }
 
-async fn applied(conn: &mut AnyConnection, replay_key: &str) -> Result<bool> {
-    let row = sqlx::query("select 1 from intent_applied where replay_key = $1")
-        .bind(replay_key)
-        .fetch_optional(&mut *conn)
-        .await?;
-    Ok(row.is_some())
-}
-
 impl Registry {
     /// Whether an intent with this replay key (lowercase hex) was applied.
     pub async fn intent_applied(&self, replay_key: &str) -> Result<bool> {
         let mut conn = self.pool.acquire().await?;
-        applied(&mut conn, replay_key).await
+        signed::applied(&mut conn, replay_key).await
     }
 
     /// The party `party_id`, if it is registered.
@@ -294,6 +236,7 @@ fn record(row: &AnyRow) -> Result<PartyRecord> {
 mod tests {
     use super::*;
     use crate::entry::ApplyOutcome;
+    use crate::intent::SignedIntent;
     use crate::party::{PartyIdentifiers, Role};
     use crate::store::tests::{apply_all, backends, registration};
     use crate::store::{Beside, RaftMarks};
