@@ -41,6 +41,10 @@ pub enum RightsReason {
     /// The holders after the change would exceed
     /// [`crate::metadata::MAX_HOLDERS`].
     TooManyHolders,
+    /// The holders a transfer's leaf states are not those it leaves: the
+    /// holders changed after the proposer read them. Proposing again with
+    /// the new holders may succeed.
+    HoldersChanged,
 }
 
 impl RightsReason {
@@ -51,6 +55,7 @@ impl RightsReason {
             RightsReason::NotAHolder => "not-a-holder",
             RightsReason::InsufficientShare => "insufficient-share",
             RightsReason::TooManyHolders => "too-many-holders",
+            RightsReason::HoldersChanged => "holders-changed",
         }
     }
 }

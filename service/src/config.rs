@@ -457,7 +457,8 @@ pub(crate) fn validate_advertise(advertise: &str) -> anyhow::Result<()> {
 /// What to verify.
 #[derive(Debug, Clone, Args)]
 pub struct VerifyArgs {
-    /// The registration receipt: the JSON body of a 201 from POST /v1/content.
+    /// The registration receipt (the JSON body of a 201 from POST
+    /// /v1/content), or the answer of a query that carries `evidence`.
     /// `-` reads standard input.
     pub receipt: PathBuf,
 

@@ -95,7 +95,9 @@ impl ApiError {
                 | "unexpected-signer"
                 | "duplicate-signature"
                 | "bad-signature" => StatusCode::FORBIDDEN,
-                "replayed-intent" => StatusCode::CONFLICT,
+                "replayed-intent" | "not-a-holder" | "insufficient-share" | "too-many-holders"
+                | "holders-changed" => StatusCode::CONFLICT,
+                "unknown-content" => StatusCode::NOT_FOUND,
                 _ => StatusCode::BAD_REQUEST,
             },
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,

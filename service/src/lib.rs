@@ -30,6 +30,7 @@ mod cluster;
 pub mod config;
 mod connections;
 mod error;
+mod evidence;
 mod identity;
 mod limits;
 mod matching;
@@ -38,6 +39,7 @@ mod parties;
 mod peer;
 mod propose;
 mod register;
+mod rights;
 mod routes;
 mod state;
 mod upload;
@@ -58,7 +60,7 @@ use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
 pub use state::AppState;
-pub use views::{ContentView, LedgerReceipt, RegistrationReceipt};
+pub use views::{ContentView, Evidence, EvidenceEvent, LedgerReceipt, RegistrationReceipt};
 
 use crate::body_timeout::BodyTiming;
 use crate::config::{LimitArgs, ServeArgs};

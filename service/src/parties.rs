@@ -3,16 +3,15 @@
 use base64::Engine;
 use base64::prelude::{BASE64_STANDARD, BASE64_URL_SAFE_NO_PAD};
 use raft_store::ProposedLeaf;
-use registry::intent::{IntentBody, IntentReason, SignedIntent, SignerKey};
+use registry::intent::{IntentBody, SignedIntent, SignerKey};
 use registry::party::{PartyIdentifiers, PartyKeyRotated, PartyRegistered};
 use registry::{ApplyOutcome, EntryBody, LedgerEntry, PartyRecord};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 
 use crate::error::{ApiError, ApiResult};
 use crate::identity::token_digest;
-use crate::propose::{MakeLeaf, ProposedOne, Refused};
+use crate::propose::{MakeLeaf, Refused};
 use crate::state::AppState;
 
 /// The feature level that introduced `party.registered`.
@@ -164,18 +163,7 @@ pub async fn rotate_key(state: &AppState, party_id: &str, body: &[u8]) -> ApiRes
         )));
     }
     crate::cluster::require_feature_level(state, PARTY_FEATURE_LEVEL).await?;
-    if state
-        .registry
-        .intent_applied(&signed.replay_key_hex())
-        .await?
-    {
-        return Err(ApiError::Intent {
-            reason: IntentReason::Replayed.as_str().to_owned(),
-            detail: format!("intent {} was applied before", signed.replay_key_hex()),
-        });
-    }
-    signed.check_log(state.signer()?.origin())?;
-    signed.check_expiry(OffsetDateTime::now_utc())?;
+    crate::rights::precheck(state, &signed).await?;
     let current = party(state, party_id).await?.party.public_key;
     let current = registry::intent::decode_public_key(&current)?;
     signed.verify_signers(&[
@@ -195,24 +183,15 @@ pub async fn rotate_key(state: &AppState, party_id: &str, body: &[u8]) -> ApiRes
         rotated.rotated_at = at.to_owned();
         ProposedLeaf::new(&LedgerEntry::new(EntryBody::PartyKeyRotated(rotated)), None)
     });
-    match state.proposer.propose_one(make).await? {
-        ProposedOne {
-            outcome: ApplyOutcome::Appended { index, .. },
-            ..
-        } => {
-            tracing::info!(party.id = %party_id, ledger.index = index, "Rotated a party's key.");
+    match crate::rights::propose_intent(state, &signed, make).await? {
+        Ok(placed) => {
+            tracing::info!(party.id = %party_id, ledger.index = placed.index, "Rotated a party's key.");
             Ok(RotatedKey {
                 party_id: party_id.to_owned(),
                 public_key,
-                ledger_index: index,
+                ledger_index: placed.index,
             })
         }
-        ProposedOne {
-            outcome: ApplyOutcome::Rejected(rejection),
-            ..
-        } => Err(rejection.into()),
-        ProposedOne { .. } => Err(ApiError::Internal(anyhow::anyhow!(
-            "a key rotation was applied without a ledger change"
-        ))),
+        Err(rejection) => Err(rejection.into()),
     }
 }

@@ -32,6 +32,8 @@ use time::format_description::well_known::Rfc3339;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use crate::views::LedgerReceipt;
 
 /// Builds one leaf, given the timestamp it is stamped with. Called again
 /// with a later timestamp when the command is proposed again.
@@ -442,4 +444,57 @@ async fn stamp_after(
         .into_iter()
         .flatten()
         .fold(now, OffsetDateTime::max))
+}
+/// Where a proposed leaf landed in the ledger.
+pub(crate) struct Placed {
+    /// Its leaf index.
+    pub index: u64,
+    /// The size of a tree that holds it: the one right after its command.
+    pub tree_size: u64,
+    /// Its leaf text, when this call proposed it.
+    pub leaf: Option<String>,
+    /// Its inclusion proof in that tree, when the proposer read it.
+    pub proofs: Option<Arc<CommandProofs>>,
+}
+
+/// The proof material for the placed leaf; its proof and text are read
+/// from the ledger unless the proposer handed them over.
+pub(crate) async fn receipt(state: &AppState, placed: Placed) -> ApiResult<LedgerReceipt> {
+    let Placed {
+        index,
+        tree_size,
+        leaf,
+        proofs,
+    } = placed;
+    let handed = proofs.as_deref().and_then(|p| {
+        (p.head.size == tree_size)
+            .then(|| p.proof(index).map(|proof| (p.head.root, proof.to_vec())))
+            .flatten()
+    });
+    let (root, proof) = match handed {
+        Some(handed) => handed,
+        None => state.registry.inclusion_proof(index, tree_size).await?,
+    };
+    let leaf = match leaf {
+        Some(leaf) => leaf,
+        None => {
+            state
+                .registry
+                .entry(index)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::Internal(anyhow::anyhow!(
+                        "leaf {index} vanished after it was applied"
+                    ))
+                })?
+                .leaf
+        }
+    };
+    let checkpoint = state.signer()?.sign_checkpoint(&TreeHead {
+        size: tree_size,
+        root,
+    })?;
+    Ok(LedgerReceipt::new(
+        index, tree_size, root, &proof, &leaf, checkpoint,
+    ))
 }

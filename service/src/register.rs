@@ -1,12 +1,10 @@
 //! Registering content: from a received upload to a ledger receipt.
 
 use std::io::{BufRead, BufReader, Cursor, Seek};
-use std::sync::Arc;
 
 use media_fingerprint::video::MAX_SAMPLING_STEP;
 use media_fingerprint::{ContentFingerprint, MediaKind, MissingFingerprint, Sniffed};
 use raft_store::ProposedLeaf;
-use registry::checkpoint::TreeHead;
 use registry::{
     ApplyOutcome, ContentRegistration, EntryBody, Holder, IsccCodes, LedgerEntry, Metadata, Prints,
     Rejection,
@@ -15,10 +13,10 @@ use registry::{
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult};
 use crate::limits::Caller;
-use crate::propose::{CommandProofs, MakeLeaf, Refused};
+use crate::propose::{MakeLeaf, Placed, Refused, receipt};
 use crate::state::AppState;
 use crate::upload::{Body, Received};
-use crate::views::{ContentView, LedgerReceipt, RegistrationReceipt};
+use crate::views::{ContentView, RegistrationReceipt};
 
 /// Fingerprints the upload, proposes its registration through Raft and
 /// returns the receipt with a fresh inclusion proof and signed checkpoint.
@@ -204,18 +202,6 @@ const PRINTS_MARGIN: usize = 1024 * 1024;
 /// same bytes committed just before it, or when its outcome was unknown and
 /// the lookup showed it did not commit.
 const MAX_PROPOSALS: usize = 4;
-
-/// Where a registration landed in the ledger.
-struct Placed {
-    /// Its leaf index.
-    index: u64,
-    /// The size of a tree that holds it: the one right after its command.
-    tree_size: u64,
-    /// Its leaf text, when this call proposed it.
-    leaf: Option<String>,
-    /// Its inclusion proof in that tree, when the proposer read it.
-    proofs: Option<Arc<CommandProofs>>,
-}
 
 /// Proposes `registration`, stamped by the proposer, and resolves a write
 /// whose fate is unknown by looking up its content id in a linearizable
@@ -407,48 +393,6 @@ impl Drop for CancelOnDrop {
 /// What fingerprinting reads an upload through.
 trait Reader: BufRead + Seek + Send + Sync {}
 impl<T: BufRead + Seek + Send + Sync> Reader for T {}
-
-/// The proof material for the placed leaf; its proof and text are read
-/// from the ledger unless the proposer handed them over.
-async fn receipt(state: &AppState, placed: Placed) -> ApiResult<LedgerReceipt> {
-    let Placed {
-        index,
-        tree_size,
-        leaf,
-        proofs,
-    } = placed;
-    let handed = proofs.as_deref().and_then(|p| {
-        (p.head.size == tree_size)
-            .then(|| p.proof(index).map(|proof| (p.head.root, proof.to_vec())))
-            .flatten()
-    });
-    let (root, proof) = match handed {
-        Some(handed) => handed,
-        None => state.registry.inclusion_proof(index, tree_size).await?,
-    };
-    let leaf = match leaf {
-        Some(leaf) => leaf,
-        None => {
-            state
-                .registry
-                .entry(index)
-                .await?
-                .ok_or_else(|| {
-                    ApiError::Internal(anyhow::anyhow!(
-                        "leaf {index} vanished after it was applied"
-                    ))
-                })?
-                .leaf
-        }
-    };
-    let checkpoint = state.signer()?.sign_checkpoint(&TreeHead {
-        size: tree_size,
-        root,
-    })?;
-    Ok(LedgerReceipt::new(
-        index, tree_size, root, &proof, &leaf, checkpoint,
-    ))
-}
 
 #[cfg(test)]
 mod tests {

@@ -176,3 +176,29 @@ pub struct RegistrationReceipt {
     /// Where it sits in the ledger, with proof.
     pub ledger: LedgerReceipt,
 }
+
+/// What an answer rests on: the leaves of the events it was computed from,
+/// each with its inclusion proof in one tree, and that tree's signed
+/// checkpoint. An auditor checks it offline with `provreg verify`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// Size of the tree every proof is for.
+    pub tree_size: u64,
+    /// Root of that tree, base64.
+    pub root_hash: String,
+    /// The signed C2SP checkpoint for `tree_size` and `root_hash`.
+    pub checkpoint: String,
+    /// The events, in ledger order.
+    pub events: Vec<EvidenceEvent>,
+}
+
+/// One event an answer rests on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvidenceEvent {
+    /// Leaf index.
+    pub index: u64,
+    /// The exact leaf bytes, base64.
+    pub leaf: String,
+    /// RFC 9162 inclusion proof, base64 hashes, leaf to root.
+    pub inclusion_proof: Vec<String>,
+}

@@ -180,10 +180,14 @@ async fn key_holder(conn: &mut AnyConnection, public_key: &str) -> Result<Option
 }
 
 impl Registry {
-    /// Whether an intent with this replay key (lowercase hex) was applied.
-    pub async fn intent_applied(&self, replay_key: &str) -> Result<bool> {
-        let mut conn = self.pool.acquire().await?;
-        signed::applied(&mut conn, replay_key).await
+    /// The leaf index of the entry that applied the intent with this
+    /// replay key (lowercase hex), if one did.
+    pub async fn intent_applied(&self, replay_key: &str) -> Result<Option<u64>> {
+        let row = sqlx::query("select ledger_idx from intent_applied where replay_key = $1")
+            .bind(replay_key)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| from_i64(row.try_get(0)?)).transpose()
     }
 
     /// The party `party_id`, if it is registered.

@@ -97,12 +97,13 @@ pub(super) async fn check_transfer(
         }
     }
     if after != transferred.holders {
-        return Ok(Some(signed::malformed(
-            "holders are not the holders the transfer leaves",
+        return Ok(Some(signed::refused(
+            RightsReason::HoldersChanged.as_str(),
+            "the holders changed since the transfer was proposed",
         )));
     }
-    let givers = intent.from.iter().map(|s| s.party_id.as_str());
-    let required = match signed::signers(conn, givers).await? {
+    let givers: Vec<&str> = intent.from.iter().map(|s| s.party_id.as_str()).collect();
+    let required = match signed::signers(conn, &givers).await? {
         Ok(required) => required,
         Err(rejection) => return Ok(Some(rejection)),
     };
@@ -479,7 +480,7 @@ mod tests {
                     "insufficient-share",
                     "unexpected-signer",
                     "unknown-content",
-                    "malformed",
+                    "holders-changed",
                     "appended 6",
                 ]
             );

@@ -126,12 +126,12 @@ pub(super) async fn current_key(
 
 /// Each of `parties` with its current key, as required signers; a party
 /// that is not registered is named.
-pub(super) async fn signers<'a>(
+pub(super) async fn signers(
     conn: &mut AnyConnection,
-    parties: impl IntoIterator<Item = &'a str>,
+    parties: &[&str],
 ) -> Result<Result<Vec<SignerKey>, Rejection>> {
     let mut required = Vec::new();
-    for party_id in parties {
+    for &party_id in parties {
         match current_key(conn, party_id).await? {
             Some(key) => required.push(SignerKey::new(party_id, key)),
             None => {

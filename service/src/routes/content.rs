@@ -92,7 +92,7 @@ async fn match_content(
 /// How fresh a lookup of the latest state must be.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
-enum Consistency {
+pub(super) enum Consistency {
     /// Reflects every write acknowledged before the read (the default).
     #[default]
     Linearizable,
@@ -109,7 +109,7 @@ struct ReadOptions {
 
 /// Brings this node up to date for a linearizable read, and says in a
 /// header which kind of read the answer is.
-async fn prepare_read(
+pub(super) async fn prepare_read(
     state: &AppState,
     consistency: Consistency,
 ) -> ApiResult<[(HeaderName, &'static str); 1]> {
@@ -124,7 +124,7 @@ async fn prepare_read(
 }
 
 /// The header of a linearizable answer.
-fn linearizable() -> [(HeaderName, &'static str); 1] {
+pub(super) fn linearizable() -> [(HeaderName, &'static str); 1] {
     [(
         HeaderName::from_static("provreg-consistency"),
         "linearizable",

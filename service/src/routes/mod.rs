@@ -14,6 +14,7 @@ mod health;
 mod log;
 mod parties;
 pub mod peer;
+mod rights;
 
 /// Every route of the API.
 pub fn router() -> Router<AppState> {
@@ -23,6 +24,7 @@ pub fn router() -> Router<AppState> {
         .merge(health::router())
         .merge(cluster::router())
         .merge(parties::router())
+        .merge(rights::router())
 }
 
 /// A JSON request body read whole: over `--max-json-bytes` it is a 413

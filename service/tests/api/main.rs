@@ -14,6 +14,7 @@ mod hostile;
 mod limits;
 mod matching;
 mod parties;
+mod rights;
 // media-fingerprint's own builders of test media (a FLAC of silence, say),
 // shared as its decode_memory example shares them.
 #[allow(dead_code)]

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use crate::support::{TestApp, media};
 
 /// The operations the API has, each named after its handler.
-const OPERATION_IDS: [&str; 18] = [
+const OPERATION_IDS: [&str; 20] = [
     "post_content",
     "post_content_batch",
     "post_learner",
@@ -35,6 +35,8 @@ const OPERATION_IDS: [&str; 18] = [
     "post_party",
     "get_party",
     "post_party_key",
+    "post_content_transfer",
+    "get_content_holders",
 ];
 
 /// Operations whose success needs a second node (a node to add or to
@@ -46,7 +48,7 @@ const NEED_PEERS: [&str; 2] = ["post_learner", "delete_node"];
 /// and one of its parties, which a document's static example cannot be;
 /// the example must still be answered as documented. `parties.rs` signs
 /// real ones.
-const NEED_SIGNED_INTENT: [&str; 1] = ["post_party_key"];
+const NEED_SIGNED_INTENT: [&str; 2] = ["post_party_key", "post_content_transfer"];
 
 /// The HTTP methods a path item can hold (OpenAPI 3.1 §4.8.9).
 const METHODS: [&str; 8] = [

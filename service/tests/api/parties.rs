@@ -5,7 +5,7 @@ use base64::prelude::BASE64_STANDARD;
 use ring::digest::{SHA256, digest};
 use serde_json::{Value, json};
 
-use crate::support::{NodeDir, TestApp, answer, write_secret};
+use crate::support::{NodeDir, TestApp, answer, in_seconds, key_pair, signed_body, write_secret};
 
 /// Raw Ed25519 public keys (RFC 8032's test keys 1 to 3), base64.
 const KEYS: [&str; 3] = [
@@ -223,41 +223,6 @@ async fn a_party_token_works_on_every_node() {
         ))
         .await;
     assert_eq!(status, 200, "{shown}");
-}
-
-/// An Ed25519 key pair from a fixed seed byte, and its public key in base64.
-fn key_pair(seed: u8) -> (ring::signature::Ed25519KeyPair, String) {
-    use ring::signature::KeyPair;
-    let pair = ring::signature::Ed25519KeyPair::from_seed_unchecked(&[seed; 32]).unwrap();
-    let public = BASE64_STANDARD.encode(pair.public_key().as_ref());
-    (pair, public)
-}
-
-/// A request body `{intent, signatures}` with `intent` signed by each of
-/// `signers` (party id, key pair) over docs/SIGNING.md's message.
-fn signed_body(intent: &Value, signers: &[(&str, &ring::signature::Ed25519KeyPair)]) -> Value {
-    use ring::signature::KeyPair;
-    let message = registry::intent::signing_message(intent).unwrap();
-    let signatures: Vec<Value> = signers
-        .iter()
-        .map(|(party_id, pair)| {
-            json!({
-                "party_id": party_id,
-                "public_key": BASE64_STANDARD.encode(pair.public_key().as_ref()),
-                "signature": BASE64_STANDARD.encode(pair.sign(&message).as_ref()),
-            })
-        })
-        .collect();
-    json!({"intent": intent, "signatures": signatures})
-}
-
-/// RFC 3339 UTC, `seconds` from now.
-fn in_seconds(seconds: i64) -> String {
-    let at = time::OffsetDateTime::now_utc() + time::Duration::seconds(seconds);
-    at.replace_nanosecond(0)
-        .unwrap()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap()
 }
 
 /// A party's key is replaced by a `key.rotate` intent signed by its current

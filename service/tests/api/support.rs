@@ -13,7 +13,7 @@ use base64::Engine;
 use base64::prelude::BASE64_STANDARD;
 use registry::checkpoint::{VerifiedCheckpoint, verify_checkpoint};
 use registry::merkle::{decode_hash, leaf_hash, verify_inclusion};
-use serde_json::Value;
+use serde_json::{Value, json};
 use tempfile::TempDir;
 
 /// Path of a file in the shared test media.
@@ -346,4 +346,39 @@ pub async fn answer(request: reqwest::RequestBuilder) -> (u16, Value) {
     let resp = request.send().await.unwrap();
     let status = resp.status().as_u16();
     (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// An Ed25519 key pair from a fixed seed byte, and its public key in base64.
+pub fn key_pair(seed: u8) -> (ring::signature::Ed25519KeyPair, String) {
+    use ring::signature::KeyPair;
+    let pair = ring::signature::Ed25519KeyPair::from_seed_unchecked(&[seed; 32]).unwrap();
+    let public = BASE64_STANDARD.encode(pair.public_key().as_ref());
+    (pair, public)
+}
+
+/// A request body `{intent, signatures}` with `intent` signed by each of
+/// `signers` (party id, key pair) over docs/SIGNING.md's message.
+pub fn signed_body(intent: &Value, signers: &[(&str, &ring::signature::Ed25519KeyPair)]) -> Value {
+    use ring::signature::KeyPair;
+    let message = registry::intent::signing_message(intent).unwrap();
+    let signatures: Vec<Value> = signers
+        .iter()
+        .map(|(party_id, pair)| {
+            json!({
+                "party_id": party_id,
+                "public_key": BASE64_STANDARD.encode(pair.public_key().as_ref()),
+                "signature": BASE64_STANDARD.encode(pair.sign(&message).as_ref()),
+            })
+        })
+        .collect();
+    json!({"intent": intent, "signatures": signatures})
+}
+
+/// RFC 3339 UTC, `seconds` from now.
+pub fn in_seconds(seconds: i64) -> String {
+    let at = time::OffsetDateTime::now_utc() + time::Duration::seconds(seconds);
+    at.replace_nanosecond(0)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
 }
