@@ -12,7 +12,7 @@ use media_fingerprint::{MediaKind, MissingFingerprint};
 use serde::{Deserialize, Serialize};
 
 use crate::party::{PartyKeyRotated, PartyRegistered};
-use crate::rights::ContentTransferred;
+use crate::rights::{ContentTransferred, LicenceGranted, LicenceRevoked, LicenceTransferred};
 use crate::{RegistryError, Result, metadata};
 
 /// The entry encoding this build writes. Readers refuse versions they do not
@@ -22,7 +22,8 @@ pub const ENTRY_VERSION: u32 = 1;
 /// The entry types this build can apply, as a level recorded for each node
 /// in the ledger: 1 knows content registrations; 2 adds the cluster's own
 /// entries (formation, nodes added and removed, membership approvals) and
-/// claims by hash; 3 adds parties; 4 adds transfers of ownership. A type is proposed only once every
+/// claims by hash; 3 adds parties; 4 adds transfers of ownership and
+/// licences. A type is proposed only once every
 /// voter's recorded level covers it ([`EntryBody::feature_level`]), so no
 /// voter meets an entry its build cannot apply.
 pub const FEATURE_LEVEL: u32 = 4;
@@ -74,6 +75,18 @@ pub enum EntryBody {
     /// intent.
     #[serde(rename = "content.transferred")]
     ContentTransferred(ContentTransferred),
+    /// A licence was granted by every holder.
+    #[serde(rename = "licence.granted")]
+    LicenceGranted(LicenceGranted),
+    /// A sublicence was granted by a licence's licensee.
+    #[serde(rename = "licence.sublicensed")]
+    LicenceSublicensed(LicenceGranted),
+    /// A licence moved to another licensee.
+    #[serde(rename = "licence.transferred")]
+    LicenceTransferred(LicenceTransferred),
+    /// A licence and its sublicences were revoked.
+    #[serde(rename = "licence.revoked")]
+    LicenceRevoked(LicenceRevoked),
 }
 
 impl EntryBody {
@@ -87,7 +100,11 @@ impl EntryBody {
             | EntryBody::NodeRemoved(_)
             | EntryBody::MembershipApproved(_) => 2,
             EntryBody::PartyRegistered(_) | EntryBody::PartyKeyRotated(_) => 3,
-            EntryBody::ContentTransferred(_) => 4,
+            EntryBody::ContentTransferred(_)
+            | EntryBody::LicenceGranted(_)
+            | EntryBody::LicenceSublicensed(_)
+            | EntryBody::LicenceTransferred(_)
+            | EntryBody::LicenceRevoked(_) => 4,
         }
     }
 }
@@ -435,6 +452,10 @@ pub const KNOWN_ENTRY_TYPES: &[&str] = &[
     "party.registered",
     "party.key_rotated",
     "content.transferred",
+    "licence.granted",
+    "licence.sublicensed",
+    "licence.transferred",
+    "licence.revoked",
 ];
 
 impl LedgerEntry {
@@ -465,6 +486,11 @@ impl LedgerEntry {
             EntryBody::PartyRegistered(party) => &party.registered_at,
             EntryBody::PartyKeyRotated(rotated) => &rotated.rotated_at,
             EntryBody::ContentTransferred(transferred) => &transferred.transferred_at,
+            EntryBody::LicenceGranted(granted) | EntryBody::LicenceSublicensed(granted) => {
+                &granted.granted_at
+            }
+            EntryBody::LicenceTransferred(transferred) => &transferred.transferred_at,
+            EntryBody::LicenceRevoked(revoked) => &revoked.revoked_at,
         }
     }
 
@@ -480,6 +506,10 @@ impl LedgerEntry {
             EntryBody::PartyRegistered(_) => "party.registered",
             EntryBody::PartyKeyRotated(_) => "party.key_rotated",
             EntryBody::ContentTransferred(_) => "content.transferred",
+            EntryBody::LicenceGranted(_) => "licence.granted",
+            EntryBody::LicenceSublicensed(_) => "licence.sublicensed",
+            EntryBody::LicenceTransferred(_) => "licence.transferred",
+            EntryBody::LicenceRevoked(_) => "licence.revoked",
         }
     }
 
@@ -672,6 +702,19 @@ pub enum Rejection {
         /// What exactly.
         detail: String,
     },
+    /// A licence would conflict with licence `licence_id`, where both
+    /// cover these territories, media and dates and either is exclusive.
+    #[error("the licence would conflict with licence {licence_id}")]
+    LicenceConflict {
+        /// The licence it would conflict with.
+        licence_id: String,
+        /// The territories both cover.
+        territories: crate::Territories,
+        /// The media both cover.
+        media: crate::Media,
+        /// The dates both cover.
+        term: crate::Term,
+    },
     /// `derived_from` names content that is not registered.
     #[error("derived_from names {content_id}, which is not registered")]
     UnknownDerivedFrom {
@@ -732,7 +775,7 @@ mod tests {
         );
         for unknown in [
             leaf.replacen("\"v\":1", "\"v\":2", 1),
-            leaf.replacen("content.registered", "licence.granted", 1),
+            leaf.replacen("content.registered", "licence.renewed", 1),
         ] {
             assert!(matches!(
                 LedgerEntry::decode_proposed(&unknown),

@@ -41,7 +41,7 @@ pub use error::{RegistryError, Result};
 pub use intent::{IntentKind, IntentReason, SignedIntent, SignerKey};
 pub use scope::{Media, Medium, Scope, Term, Territories, TerritorySet};
 pub use store::{
-    ApplyTx, Beside, ClaimRecord, CodeKind, CodeMatch, ContentRecord, Holdings,
-    MAX_INDEXED_DISTANCE, PartyRecord, RaftMarks, RecordedNode, Registry, SNAPSHOT_PAGE,
+    ApplyTx, Beside, ClaimRecord, CodeKind, CodeMatch, ContentRecord, Holdings, LicenceRecord,
+    Licences, MAX_INDEXED_DISTANCE, PartyRecord, RaftMarks, RecordedNode, Registry, SNAPSHOT_PAGE,
     SnapshotLeaf, StoredEntry, is_sampled, validate_claimed_iscc, verify_approval, voters_key,
 };

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::entry::Holder;
 use crate::intent::{Share, WHOLE_BP};
+use crate::scope::{Overlap, Scope};
 
 /// `content.transferred`: ownership shares moved on an intent of type
 /// `transfer` that every giving party signed.
@@ -28,6 +29,107 @@ pub struct ContentTransferred {
     pub signed: serde_json::Value,
 }
 
+/// `licence.granted` and `licence.sublicensed`: a licence issued on an
+/// intent of type `licence.grant` (signed by every holder) or
+/// `licence.sublicense` (signed by the parent's licensee). Its terms are
+/// the intent's, recorded verbatim in `signed`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LicenceGranted {
+    /// When, RFC 3339 UTC, set by the proposing node.
+    pub granted_at: String,
+    /// The licence's id, assigned by the proposing node.
+    pub licence_id: String,
+    /// The content licensed.
+    pub content_id: String,
+    /// For a sublicence, the licence it is carved from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_licence_id: Option<String>,
+    /// The intent's replay key: SHA-256 (hex) of the signed message.
+    pub intent_sha256: String,
+    /// The request body as signed, `{"intent", "signatures"}`.
+    pub signed: serde_json::Value,
+}
+
+/// `licence.transferred`: a licence moved to another licensee, on an
+/// intent of type `licence.transfer` signed by the licensee and every
+/// holder. Its sublicences stay, under the new licensee.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LicenceTransferred {
+    /// When, RFC 3339 UTC, set by the proposing node.
+    pub transferred_at: String,
+    /// The licence.
+    pub licence_id: String,
+    /// The intent's replay key: SHA-256 (hex) of the signed message.
+    pub intent_sha256: String,
+    /// The request body as signed, `{"intent", "signatures"}`.
+    pub signed: serde_json::Value,
+}
+
+/// `licence.revoked`: a licence and all its sublicences valid on no date
+/// from this entry on, on an intent of type `licence.revoke` signed by
+/// every holder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LicenceRevoked {
+    /// When, RFC 3339 UTC, set by the proposing node.
+    pub revoked_at: String,
+    /// The licence.
+    pub licence_id: String,
+    /// The intent's replay key: SHA-256 (hex) of the signed message.
+    pub intent_sha256: String,
+    /// The request body as signed, `{"intent", "signatures"}`.
+    pub signed: serde_json::Value,
+}
+
+/// A licence of the same content as seen by the conflict check.
+#[derive(Debug, Clone)]
+pub struct ExistingLicence {
+    /// Its id.
+    pub licence_id: String,
+    /// Its parent, for a sublicence.
+    pub parent_licence_id: Option<String>,
+    /// Where, how and when.
+    pub scope: Scope,
+    /// Whether it is exclusive.
+    pub exclusive: bool,
+    /// Whether it is revoked.
+    pub revoked: bool,
+}
+
+/// The first licence among `existing` (in their order) that a new licence
+/// of `scope` under `parent` would conflict with, and where they overlap.
+/// Two non-revoked licences conflict when neither descends from the other,
+/// their territories, media and terms all overlap, and either is exclusive.
+pub fn find_conflict<'a>(
+    existing: &'a [ExistingLicence],
+    parent: Option<&str>,
+    scope: &Scope,
+    exclusive: bool,
+) -> Option<(&'a ExistingLicence, Overlap)> {
+    let by_id: BTreeMap<&str, &ExistingLicence> = existing
+        .iter()
+        .map(|l| (l.licence_id.as_str(), l))
+        .collect();
+    // The new licence has no descendants yet; its ancestors are its
+    // parent's chain. Bounded by the number of licences, so a corrupt
+    // cycle cannot loop forever.
+    let mut ancestors = std::collections::BTreeSet::new();
+    let mut next = parent;
+    while let Some(id) = next {
+        if !ancestors.insert(id) || ancestors.len() > existing.len() {
+            break;
+        }
+        next = by_id.get(id).and_then(|l| l.parent_licence_id.as_deref());
+    }
+    existing
+        .iter()
+        .filter(|l| !l.revoked && !ancestors.contains(l.licence_id.as_str()))
+        .filter(|l| exclusive || l.exclusive)
+        .find_map(|l| l.scope.overlap(scope).map(|overlap| (l, overlap)))
+}
+
 /// Why the state of the rights refuses an intent: stable names for problem
 /// types, beside the intent's own [`crate::IntentReason`]s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -45,6 +147,20 @@ pub enum RightsReason {
     /// holders changed after the proposer read them. Proposing again with
     /// the new holders may succeed.
     HoldersChanged,
+    /// The content has no holders, so no one can license it.
+    NoHolders,
+    /// The intent names a licence that was never granted.
+    UnknownLicence,
+    /// The licence (or one it descends from) is revoked.
+    LicenceRevoked,
+    /// The parent licence does not allow sublicensing.
+    NotSublicensable,
+    /// A sublicence's scope is not inside its parent's.
+    ScopeExceeded,
+    /// An exclusive sublicence of a non-exclusive licence.
+    ExclusivityExceeded,
+    /// A licence transfer to the party that already holds it.
+    SameLicensee,
 }
 
 impl RightsReason {
@@ -56,6 +172,13 @@ impl RightsReason {
             RightsReason::InsufficientShare => "insufficient-share",
             RightsReason::TooManyHolders => "too-many-holders",
             RightsReason::HoldersChanged => "holders-changed",
+            RightsReason::NoHolders => "no-holders",
+            RightsReason::UnknownLicence => "unknown-licence",
+            RightsReason::LicenceRevoked => "licence-revoked",
+            RightsReason::NotSublicensable => "not-sublicensable",
+            RightsReason::ScopeExceeded => "scope-exceeded",
+            RightsReason::ExclusivityExceeded => "exclusivity-exceeded",
+            RightsReason::SameLicensee => "same-licensee",
         }
     }
 }
@@ -155,6 +278,64 @@ mod tests {
         )
         .unwrap();
         assert_eq!(after, [holder("a", 5_000), holder("c", 5_000)]);
+    }
+
+    fn scope(include: &[&str], media: &[crate::Medium], start: &str, end: &str) -> Scope {
+        Scope {
+            territories: crate::Territories::new(include, &[] as &[&str]).unwrap(),
+            media: crate::Media::new(media).unwrap(),
+            term: crate::Term::parse(start, end).unwrap(),
+        }
+    }
+
+    fn licence(id: &str, parent: Option<&str>, scope: Scope, exclusive: bool) -> ExistingLicence {
+        ExistingLicence {
+            licence_id: id.into(),
+            parent_licence_id: parent.map(Into::into),
+            scope,
+            exclusive,
+            revoked: false,
+        }
+    }
+
+    /// Overlap in all three dimensions and exclusivity on either side make
+    /// a conflict; a disjoint dimension, two non-exclusive licences, a
+    /// revoked licence or an ancestor do not.
+    #[test]
+    fn conflicts() {
+        use crate::Medium::{Avod, Svod};
+        let fr_de = scope(&["FR", "DE"], &[Svod], "2027-01-01", "2028-01-01");
+        let existing = [
+            licence("a", None, fr_de.clone(), true),
+            licence(
+                "b",
+                Some("a"),
+                scope(&["FR"], &[Svod], "2027-01-01", "2027-06-01"),
+                false,
+            ),
+        ];
+        let overlapping = scope(&["DE", "AT"], &[Svod, Avod], "2027-12-01", "2029-01-01");
+        let (hit, overlap) = find_conflict(&existing, None, &overlapping, false).unwrap();
+        assert_eq!(hit.licence_id, "a");
+        assert_eq!(overlap.territories.codes(), ["DE"]);
+        assert_eq!(overlap.media.iter().collect::<Vec<_>>(), [Svod]);
+        assert_eq!(overlap.start.to_string(), "2027-12-01");
+        assert_eq!(overlap.end.to_string(), "2028-01-01");
+        // Adjacent terms do not overlap: ends are exclusive.
+        let later = scope(&["FR"], &[Svod], "2028-01-01", "2029-01-01");
+        assert!(find_conflict(&existing, None, &later, true).is_none());
+        let elsewhere = scope(&["IT"], &[Svod], "2027-01-01", "2028-01-01");
+        assert!(find_conflict(&existing, None, &elsewhere, true).is_none());
+        // A sublicence of b is inside a and b: its ancestors.
+        let inside = scope(&["FR"], &[Svod], "2027-02-01", "2027-03-01");
+        assert!(find_conflict(&existing, Some("b"), &inside, true).is_none());
+        // A sibling of b under a meets b only if either is exclusive.
+        assert!(find_conflict(&existing, Some("a"), &inside, false).is_none());
+        let (hit, _) = find_conflict(&existing, Some("a"), &inside, true).unwrap();
+        assert_eq!(hit.licence_id, "b");
+        let mut revoked = existing.clone();
+        revoked[0].revoked = true;
+        assert!(find_conflict(&revoked, None, &overlapping, false).is_none());
     }
 
     /// A non-holder and a holder giving more than it holds are told apart.

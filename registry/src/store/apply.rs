@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::similarity::{self, claimed_codes, codes_of, crop_codes};
-use super::{cluster, party, rights};
+use super::{cluster, licence, party, rights};
 use tlog_tiles::HashReader;
 
 use super::similarity::IndexRows;
@@ -434,6 +434,23 @@ impl ApplyTx {
                 };
                 rights::check_transfer(conn, transferred, at).await
             }
+            EntryBody::LicenceGranted(granted) | EntryBody::LicenceSublicensed(granted) => {
+                let sublicence = matches!(entry.body, EntryBody::LicenceSublicensed(_));
+                match parse_timestamp(&granted.granted_at) {
+                    Some(at) => licence::check_grant(conn, granted, sublicence, at).await,
+                    None => Ok(Some(untimed("granted_at"))),
+                }
+            }
+            EntryBody::LicenceTransferred(transferred) => {
+                match parse_timestamp(&transferred.transferred_at) {
+                    Some(at) => licence::check_transfer(conn, transferred, at).await,
+                    None => Ok(Some(untimed("transferred_at"))),
+                }
+            }
+            EntryBody::LicenceRevoked(revoked) => match parse_timestamp(&revoked.revoked_at) {
+                Some(at) => licence::check_revoke(conn, revoked, at).await,
+                None => Ok(Some(untimed("revoked_at"))),
+            },
             _ => cluster::check(conn, self.tree_size, entry).await,
         }
     }
@@ -506,6 +523,18 @@ impl ApplyTx {
                 self.flush().await?;
                 rights::index_transfer(&mut self.tx, index, transferred).await?;
             }
+            EntryBody::LicenceGranted(granted) | EntryBody::LicenceSublicensed(granted) => {
+                self.flush().await?;
+                licence::index_grant(&mut self.tx, index, granted).await?;
+            }
+            EntryBody::LicenceTransferred(transferred) => {
+                self.flush().await?;
+                licence::index_transfer(&mut self.tx, index, transferred).await?;
+            }
+            EntryBody::LicenceRevoked(revoked) => {
+                self.flush().await?;
+                licence::index_revoke(&mut self.tx, index, revoked).await?;
+            }
             _ => {
                 self.flush().await?;
                 cluster::index(&mut self.tx, index, entry).await?;
@@ -575,6 +604,8 @@ impl ApplyTx {
     /// Deletes every ledger row, for a snapshot install that rebuilds them.
     pub(super) async fn clear(&mut self) -> Result<()> {
         for table in [
+            "licensee",
+            "licence",
             "holding",
             "intent_applied",
             "party_key",
@@ -645,6 +676,13 @@ async fn latest_timestamp(
     // Leaves applied before timestamps were checked may not parse; they
     // then set no lower bound.
     Ok(parse_timestamp(&text).map(|at| (at, text)))
+}
+
+/// The rejection of an entry whose timestamp member does not parse.
+fn untimed(member: &str) -> Rejection {
+    Rejection::MalformedEntry {
+        detail: format!("{member} is not RFC 3339 in UTC"),
+    }
 }
 
 /// Queues the first holders of a registration or claim at leaf `idx`.

@@ -39,11 +39,6 @@ pub(super) async fn check(
     entry: &LedgerEntry,
 ) -> Result<Option<Rejection>> {
     match &entry.body {
-        EntryBody::ContentRegistered(_)
-        | EntryBody::ContentClaimed(_)
-        | EntryBody::PartyRegistered(_)
-        | EntryBody::PartyKeyRotated(_)
-        | EntryBody::ContentTransferred(_) => Ok(None),
         EntryBody::ClusterFormed(formed) => {
             if index != 0 || cluster_id(conn).await?.is_some() {
                 return Ok(Some(Rejection::ClusterAlreadyFormed));
@@ -104,6 +99,8 @@ pub(super) async fn check(
             }
             Ok(None)
         }
+        // Not a cluster entry: nothing of the cluster's to check.
+        _ => Ok(None),
     }
 }
 
@@ -135,11 +132,6 @@ pub fn verify_approval(approval: &Approval, node_key: &str) -> bool {
 /// Indexes a cluster entry appended at leaf `index`.
 pub(super) async fn index(conn: &mut AnyConnection, index: u64, entry: &LedgerEntry) -> Result<()> {
     match &entry.body {
-        EntryBody::ContentRegistered(_)
-        | EntryBody::ContentClaimed(_)
-        | EntryBody::PartyRegistered(_)
-        | EntryBody::PartyKeyRotated(_)
-        | EntryBody::ContentTransferred(_) => {}
         EntryBody::ClusterFormed(formed) => {
             sqlx::query("insert into cluster_info (id, cluster_id, origin) values (1, $1, $2)")
                 .bind(&formed.cluster_id)
@@ -169,6 +161,8 @@ pub(super) async fn index(conn: &mut AnyConnection, index: u64, entry: &LedgerEn
             .execute(&mut *conn)
             .await?;
         }
+        // Not a cluster entry: nothing of the cluster's to index.
+        _ => {}
     }
     Ok(())
 }

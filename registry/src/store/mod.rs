@@ -9,6 +9,7 @@ mod apply;
 mod cluster;
 mod content;
 mod ledger;
+mod licence;
 mod party;
 mod rights;
 mod signed;
@@ -24,6 +25,7 @@ pub use apply::{ApplyTx, Beside};
 pub use cluster::{RecordedNode, verify_approval, voters_key};
 pub use content::{ClaimRecord, ContentRecord};
 pub use ledger::StoredEntry;
+pub use licence::{LicenceRecord, Licences};
 pub use party::PartyRecord;
 pub use rights::Holdings;
 pub use similarity::{

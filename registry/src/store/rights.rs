@@ -170,7 +170,10 @@ pub(super) async fn index_transfer(
 }
 
 /// The current holders of `content_id`, in ascending party id.
-async fn current_holders(conn: &mut AnyConnection, content_id: &str) -> Result<Vec<Holder>> {
+pub(super) async fn current_holders(
+    conn: &mut AnyConnection,
+    content_id: &str,
+) -> Result<Vec<Holder>> {
     let rows = sqlx::query(
         "select party_id, share_bp from holding \
          where content_id = $1 and until_idx is null order by party_id",
@@ -255,47 +258,15 @@ impl Registry {
 
 #[cfg(test)]
 mod tests {
-    use base64::Engine;
-    use base64::prelude::BASE64_STANDARD;
-    use ring::signature::{Ed25519KeyPair, KeyPair};
     use serde_json::json;
     use time::format_description::well_known::Rfc3339;
 
     use super::*;
-    use crate::entry::{ApplyOutcome, EntryBody, LedgerEntry};
-    use crate::party::{PartyIdentifiers, PartyRegistered};
-    use crate::store::tests::{backends, node_record, registration};
-    use crate::store::{Beside, RaftMarks};
-    use crate::{ClusterFormed, SignedIntent};
-
-    const LOG: &str = "provreg.example/log";
-
-    fn pair(seed: u8) -> Ed25519KeyPair {
-        Ed25519KeyPair::from_seed_unchecked(&[seed; 32]).unwrap()
-    }
-
-    fn public(pair: &Ed25519KeyPair) -> String {
-        BASE64_STANDARD.encode(pair.public_key().as_ref())
-    }
-
-    fn party_id(n: u8) -> String {
-        format!("0192f0c1-0000-7000-9000-{n:012x}")
-    }
-
-    fn party_leaf(n: u8) -> String {
-        let mut party = PartyRegistered::normalised(
-            party_id(n),
-            &format!("Party {n}"),
-            &["rights_holder".into()],
-            &public(&pair(n)),
-            PartyIdentifiers::default(),
-        )
-        .unwrap();
-        party.registered_at = "2026-11-21T12:00:00Z".into();
-        LedgerEntry::new(EntryBody::PartyRegistered(party))
-            .to_leaf()
-            .unwrap()
-    }
+    use crate::entry::{EntryBody, LedgerEntry};
+    use crate::store::tests::{
+        LOG, apply_leaves as apply, backends, formed_leaf, outcome_names, party_id, party_leaf,
+        registration, sign,
+    };
 
     fn holder(n: u8, share_bp: u16) -> Holder {
         Holder {
@@ -325,16 +296,7 @@ mod tests {
             "expires_at": "2026-11-21T13:00:00Z",
             "content_id": content, "from": shares(from), "to": shares(to),
         });
-        let message = crate::intent::signing_message(&intent).unwrap();
-        let signatures: Vec<_> = signers
-            .iter()
-            .map(|&n| {
-                json!({"party_id": party_id(n), "public_key": public(&pair(n)),
-                    "signature": BASE64_STANDARD.encode(pair(n).sign(&message).as_ref())})
-            })
-            .collect();
-        let body = json!({"intent": intent, "signatures": signatures});
-        let signed = SignedIntent::parse(body.to_string().as_bytes()).unwrap();
+        let signed = sign(&intent, signers);
         LedgerEntry::new(EntryBody::ContentTransferred(ContentTransferred {
             transferred_at: at.into(),
             content_id: content.into(),
@@ -344,30 +306,6 @@ mod tests {
         }))
         .to_leaf()
         .unwrap()
-    }
-
-    async fn apply(reg: &Registry, leaves: &[(&str, Option<&str>)]) -> Vec<ApplyOutcome> {
-        let mut tx = reg.begin_apply().await.unwrap();
-        let leaves: Vec<_> = leaves
-            .iter()
-            .map(|&(leaf, token_sha256)| {
-                (
-                    leaf,
-                    Beside {
-                        prints: None,
-                        token_sha256,
-                    },
-                )
-            })
-            .collect();
-        let outcomes = tx.apply_leaves(&leaves).await.unwrap();
-        tx.commit(&RaftMarks {
-            last_applied: Some("applied".into()),
-            last_membership: None,
-        })
-        .await
-        .unwrap();
-        outcomes
     }
 
     fn at(text: &str) -> Option<OffsetDateTime> {
@@ -380,14 +318,7 @@ mod tests {
     /// snapshot install.
     #[tokio::test]
     async fn transfers_move_shares() {
-        let formed = LedgerEntry::new(EntryBody::ClusterFormed(ClusterFormed {
-            formed_at: "2026-11-21T12:00:00Z".into(),
-            cluster_id: "0192f0c1-0000-7000-8000-0000000000c1".into(),
-            origin: LOG.into(),
-            founder: node_record(1, &pair(9)),
-        }))
-        .to_leaf()
-        .unwrap();
+        let formed = formed_leaf();
         let mut item = registration(1);
         let EntryBody::ContentRegistered(reg) = &mut item.body else {
             unreachable!()
@@ -462,15 +393,7 @@ mod tests {
                 ],
             )
             .await;
-            let said: Vec<String> = outcomes[5..]
-                .iter()
-                .map(|o| match o {
-                    ApplyOutcome::Appended { index, .. } => format!("appended {index}"),
-                    ApplyOutcome::Rejected(Rejection::IntentRefused { rule, .. }) => rule.clone(),
-                    ApplyOutcome::Rejected(Rejection::MalformedEntry { .. }) => "malformed".into(),
-                    other => format!("{other:?}"),
-                })
-                .collect();
+            let said = outcome_names(&outcomes[5..]);
             assert_eq!(
                 said,
                 [

@@ -981,3 +981,111 @@ async fn ids_by_sha256_names_registration_and_claim() {
         db.drop_db().await;
     }
 }
+
+/// The origin of the rights tests' log.
+pub(crate) const LOG: &str = "provreg.example/log";
+
+/// The Ed25519 key pair of test party `seed`.
+pub(crate) fn pair(seed: u8) -> ring::signature::Ed25519KeyPair {
+    ring::signature::Ed25519KeyPair::from_seed_unchecked(&[seed; 32]).unwrap()
+}
+
+/// A key pair's public key, standard base64.
+pub(crate) fn public(pair: &ring::signature::Ed25519KeyPair) -> String {
+    use base64::Engine;
+    use ring::signature::KeyPair;
+    base64::prelude::BASE64_STANDARD.encode(pair.public_key().as_ref())
+}
+
+/// The id of test party `n`.
+pub(crate) fn party_id(n: u8) -> String {
+    format!("0192f0c1-0000-7000-9000-{n:012x}")
+}
+
+/// The `party.registered` leaf of test party `n`, keyed by `pair(n)`.
+pub(crate) fn party_leaf(n: u8) -> String {
+    let mut party = crate::party::PartyRegistered::normalised(
+        party_id(n),
+        &format!("Party {n}"),
+        &["rights_holder".into()],
+        &public(&pair(n)),
+        crate::party::PartyIdentifiers::default(),
+    )
+    .unwrap();
+    party.registered_at = "2026-11-21T12:00:00Z".into();
+    LedgerEntry::new(EntryBody::PartyRegistered(party))
+        .to_leaf()
+        .unwrap()
+}
+
+/// The `cluster.formed` leaf that gives the rights tests' log its origin.
+pub(crate) fn formed_leaf() -> String {
+    LedgerEntry::new(EntryBody::ClusterFormed(crate::ClusterFormed {
+        formed_at: "2026-11-21T12:00:00Z".into(),
+        cluster_id: "0192f0c1-0000-7000-8000-0000000000c1".into(),
+        origin: LOG.into(),
+        founder: node_record(1, &pair(99)),
+    }))
+    .to_leaf()
+    .unwrap()
+}
+
+/// `intent` signed by test parties `signers`, each with `pair(n)`.
+pub(crate) fn sign(intent: &serde_json::Value, signers: &[u8]) -> crate::SignedIntent {
+    use base64::Engine;
+    let message = crate::intent::signing_message(intent).unwrap();
+    let signatures: Vec<_> = signers
+        .iter()
+        .map(|&n| {
+            serde_json::json!({"party_id": party_id(n), "public_key": public(&pair(n)),
+                "signature": base64::prelude::BASE64_STANDARD.encode(pair(n).sign(&message).as_ref())})
+        })
+        .collect();
+    let body = serde_json::json!({"intent": intent, "signatures": signatures});
+    crate::SignedIntent::parse(body.to_string().as_bytes()).unwrap()
+}
+
+/// Applies `leaves`, each with the token digest beside it, as one command.
+pub(crate) async fn apply_leaves(
+    reg: &Registry,
+    leaves: &[(&str, Option<&str>)],
+) -> Vec<ApplyOutcome> {
+    let mut tx = reg.begin_apply().await.unwrap();
+    let leaves: Vec<_> = leaves
+        .iter()
+        .map(|&(leaf, token_sha256)| {
+            (
+                leaf,
+                super::Beside {
+                    prints: None,
+                    token_sha256,
+                },
+            )
+        })
+        .collect();
+    let outcomes = tx.apply_leaves(&leaves).await.unwrap();
+    tx.commit(&RaftMarks {
+        last_applied: Some("applied".into()),
+        last_membership: None,
+    })
+    .await
+    .unwrap();
+    outcomes
+}
+
+/// Outcomes in brief: `appended N`, the rule of a refused intent, or the
+/// rejection's name.
+pub(crate) fn outcome_names(outcomes: &[ApplyOutcome]) -> Vec<String> {
+    outcomes
+        .iter()
+        .map(|o| match o {
+            ApplyOutcome::Appended { index, .. } => format!("appended {index}"),
+            ApplyOutcome::Rejected(Rejection::IntentRefused { rule, .. }) => rule.clone(),
+            ApplyOutcome::Rejected(Rejection::MalformedEntry { .. }) => "malformed".into(),
+            ApplyOutcome::Rejected(Rejection::LicenceConflict { licence_id, .. }) => {
+                format!("conflict with {licence_id}")
+            }
+            other => format!("{other:?}"),
+        })
+        .collect()
+}
