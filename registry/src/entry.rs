@@ -702,19 +702,10 @@ pub enum Rejection {
         /// What exactly.
         detail: String,
     },
-    /// A licence would conflict with licence `licence_id`, where both
-    /// cover these territories, media and dates and either is exclusive.
-    #[error("the licence would conflict with licence {licence_id}")]
-    LicenceConflict {
-        /// The licence it would conflict with.
-        licence_id: String,
-        /// The territories both cover.
-        territories: crate::Territories,
-        /// The media both cover.
-        media: crate::Media,
-        /// The dates both cover.
-        term: crate::Term,
-    },
+    /// A licence would conflict with another; see
+    /// [`crate::rights::Conflict`].
+    #[error("the licence would conflict with licence {}", .0.licence_id)]
+    LicenceConflict(Box<crate::rights::Conflict>),
     /// `derived_from` names content that is not registered.
     #[error("derived_from names {content_id}, which is not registered")]
     UnknownDerivedFrom {

@@ -83,6 +83,20 @@ pub struct LicenceRevoked {
     pub signed: serde_json::Value,
 }
 
+/// Where a new licence would conflict with an existing one: both cover
+/// these territories, media and dates, and either is exclusive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conflict {
+    /// The licence it would conflict with.
+    pub licence_id: String,
+    /// The territories both cover.
+    pub territories: crate::Territories,
+    /// The media both cover.
+    pub media: crate::Media,
+    /// The dates both cover.
+    pub term: crate::Term,
+}
+
 /// A licence of the same content as seen by the conflict check.
 #[derive(Debug, Clone)]
 pub struct ExistingLicence {

@@ -15,7 +15,7 @@ use super::{Registry, from_i64, party, signed, to_i64};
 use crate::entry::Rejection;
 use crate::intent::{IntentBody, is_valid_id};
 use crate::rights::{
-    ExistingLicence, LicenceGranted, LicenceRevoked, LicenceTransferred, RightsReason,
+    Conflict, ExistingLicence, LicenceGranted, LicenceRevoked, LicenceTransferred, RightsReason,
     find_conflict,
 };
 use crate::scope::Scope;
@@ -290,12 +290,12 @@ pub(super) async fn check_grant(
     let parent = granted.parent_licence_id.as_deref();
     Ok(
         find_conflict(&existing, parent, &scope, exclusive).and_then(|(hit, overlap)| {
-            Some(Rejection::LicenceConflict {
+            Some(Rejection::LicenceConflict(Box::new(Conflict {
                 licence_id: hit.licence_id.clone(),
                 territories: overlap.territories.to_territories()?,
                 media: overlap.media,
                 term: crate::Term::new(overlap.start, overlap.end).ok()?,
-            })
+            })))
         }),
     )
 }
@@ -928,17 +928,14 @@ mod tests {
                     "appended 12".into(),
                 ]
             );
-            let Some(crate::ApplyOutcome::Rejected(Rejection::LicenceConflict {
-                territories,
-                media,
-                term,
-                ..
-            })) = outcomes.get(9)
+            let Some(crate::ApplyOutcome::Rejected(Rejection::LicenceConflict(conflict))) =
+                outcomes.get(9)
             else {
                 panic!("{:?}", outcomes[9]);
             };
             assert_eq!(
-                serde_json::to_value((territories, media, term)).unwrap(),
+                serde_json::to_value((&conflict.territories, &conflict.media, &conflict.term))
+                    .unwrap(),
                 json!([{"include": ["DE"], "exclude": []}, ["svod"],
                     {"start": "2027-06-01", "end": "2028-01-01"}])
             );

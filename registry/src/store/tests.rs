@@ -1082,8 +1082,8 @@ pub(crate) fn outcome_names(outcomes: &[ApplyOutcome]) -> Vec<String> {
             ApplyOutcome::Appended { index, .. } => format!("appended {index}"),
             ApplyOutcome::Rejected(Rejection::IntentRefused { rule, .. }) => rule.clone(),
             ApplyOutcome::Rejected(Rejection::MalformedEntry { .. }) => "malformed".into(),
-            ApplyOutcome::Rejected(Rejection::LicenceConflict { licence_id, .. }) => {
-                format!("conflict with {licence_id}")
+            ApplyOutcome::Rejected(Rejection::LicenceConflict(conflict)) => {
+                format!("conflict with {}", conflict.licence_id)
             }
             other => format!("{other:?}"),
         })
