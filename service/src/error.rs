@@ -52,6 +52,10 @@ pub enum ApiError {
     /// The request conflicts with the cluster's state.
     #[error("{0}")]
     Conflict(String),
+    /// A licence would conflict with an existing one; the problem names it
+    /// and the overlap.
+    #[error("the licence would conflict with licence {}", .0.licence_id)]
+    LicenceConflict(Box<registry::rights::Conflict>),
     /// The node cannot take the request now, but may soon (no leader, an
     /// expired lease, a leadership transfer); clients retry after a pause.
     #[error("{0}")]
@@ -106,7 +110,7 @@ impl ApiError {
             Self::Duplicate { .. } => StatusCode::CONFLICT,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Conflict(_) | Self::LicenceConflict(_) => StatusCode::CONFLICT,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -131,6 +135,7 @@ impl ApiError {
             Self::TooLarge { .. } => "urn:provreg:problem:upload-too-large",
             Self::UnsupportedMediaType(_) => "urn:provreg:problem:unsupported-media-type",
             Self::Conflict(_) => "urn:provreg:problem:conflict",
+            Self::LicenceConflict(_) => "urn:provreg:problem:licence-conflict",
             Self::Unavailable(_) => "urn:provreg:problem:unavailable",
             Self::RequestTimeout(_) => "urn:provreg:problem:request-timeout",
             Self::Unprocessable(_) => "urn:provreg:problem:unprocessable-media",
@@ -165,6 +170,9 @@ impl ApiError {
         });
         if let Self::Duplicate { content_id } = self {
             body["content_id"] = json!(content_id);
+        }
+        if let Self::LicenceConflict(conflict) = self {
+            body["conflict"] = json!(conflict);
         }
         body
     }
@@ -237,6 +245,7 @@ impl From<Rejection> for ApiError {
     fn from(r: Rejection) -> Self {
         match r {
             Rejection::DuplicateContent { content_id } => Self::Duplicate { content_id },
+            Rejection::LicenceConflict(conflict) => Self::LicenceConflict(conflict),
             Rejection::UnknownDerivedFrom { .. } => Self::BadRequest(r.to_string()),
             // Named by a registration's holders; a key rotation's own party
             // is looked up (404) before it is proposed.

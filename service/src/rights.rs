@@ -3,8 +3,11 @@
 
 use raft_store::ProposedLeaf;
 use registry::intent::{IntentBody, IntentReason, SignedIntent, SignerKey, decode_public_key};
-use registry::rights::{ContentTransferred, RightsReason, after_transfer};
-use registry::{ApplyOutcome, EntryBody, Holder, LedgerEntry, Rejection};
+use registry::rights::{
+    ContentTransferred, LicenceGranted, LicenceRevoked, LicenceTransferred, RightsReason,
+    after_transfer,
+};
+use registry::{ApplyOutcome, EntryBody, Holder, LedgerEntry, LicenceRecord, Rejection};
 use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -139,15 +142,8 @@ pub async fn transfer_content(
                 Err(e) => return Err(e),
             }
         }
-        let mut required = Vec::with_capacity(intent.from.len());
-        for share in &intent.from {
-            let party = crate::parties::party(state, &share.party_id).await?.party;
-            required.push(SignerKey::new(
-                &share.party_id,
-                decode_public_key(&party.public_key)?,
-            ));
-        }
-        signed.verify_signers(&required)?;
+        let givers: Vec<String> = intent.from.iter().map(|s| s.party_id.clone()).collect();
+        signed.verify_signers(&signer_keys(state, &givers).await?)?;
         let transferred = ContentTransferred {
             transferred_at: String::new(),
             content_id: content_id.to_owned(),
@@ -249,4 +245,506 @@ pub async fn holders(
         holders: holdings.holders,
         evidence,
     })
+}
+
+/// The current keys of `parties`, as required signers. A party that is
+/// not registered cannot have signed: it is reported as missing.
+async fn signer_keys(state: &AppState, parties: &[String]) -> ApiResult<Vec<SignerKey>> {
+    let mut keys = Vec::with_capacity(parties.len());
+    for party_id in parties {
+        let Some(record) = state.registry.party(party_id).await? else {
+            return Err(ApiError::Intent {
+                reason: IntentReason::MissingSignature.as_str().to_owned(),
+                detail: format!("party {party_id} must sign but is not registered"),
+            });
+        };
+        keys.push(SignerKey::new(
+            party_id,
+            decode_public_key(&record.party.public_key)?,
+        ));
+    }
+    Ok(keys)
+}
+
+/// The current holders of `content_id`, by party id.
+async fn holder_ids(state: &AppState, content_id: &str) -> ApiResult<Vec<String>> {
+    let holdings = state
+        .registry
+        .holders(content_id, None)
+        .await?
+        .ok_or_else(|| refusal(RightsReason::UnknownContent, content_id))?;
+    Ok(holdings.holders.into_iter().map(|h| h.party_id).collect())
+}
+
+/// Licence `licence_id` as it stands, or the refusal that names it
+/// unknown.
+async fn live_licence(state: &AppState, licence_id: &str) -> ApiResult<LicenceRecord> {
+    state
+        .registry
+        .licence(licence_id, None)
+        .await?
+        .map(|(record, _)| record)
+        .ok_or_else(|| ApiError::Intent {
+            reason: RightsReason::UnknownLicence.as_str().to_owned(),
+            detail: format!("licence {licence_id} was never granted"),
+        })
+}
+
+/// The 201 of a licence change: the licence and the leaf that records the
+/// change, with proof.
+#[derive(Debug, Serialize)]
+pub struct LicenceReceipt {
+    /// The licence granted, transferred or revoked.
+    pub licence_id: String,
+    /// The leaf, with proof.
+    pub ledger: LedgerReceipt,
+}
+
+/// Applies a licence change: prechecks the intent and that `signers`
+/// (party ids) signed it, proposes the leaf `make` builds, and answers
+/// with its receipt. The rest of the rules (parents, scope, conflicts)
+/// are the state machine's, whose refusal comes back as the answer.
+async fn change_licence(
+    state: &AppState,
+    signed: &SignedIntent,
+    signers: &[String],
+    licence_id: String,
+    make: MakeLeaf,
+) -> ApiResult<LicenceReceipt> {
+    signed.verify_signers(&signer_keys(state, signers).await?)?;
+    match propose_intent(state, signed, make).await? {
+        Ok(placed) => {
+            tracing::info!(licence.id = %licence_id, intent = signed.kind().as_str(), ledger.index = placed.index, "Applied a licence change.");
+            Ok(LicenceReceipt {
+                licence_id,
+                ledger: receipt(state, placed).await?,
+            })
+        }
+        Err(rejection) => Err(rejection.into()),
+    }
+}
+
+/// Parses a licence intent's body and makes the checks that need no
+/// rights state; brings this node up to date so that the signers it
+/// derives are the current ones.
+async fn licence_intent(state: &AppState, body: &[u8]) -> ApiResult<SignedIntent> {
+    let signed = SignedIntent::parse(body)?;
+    crate::cluster::require_feature_level(state, TRANSFER_FEATURE_LEVEL).await?;
+    precheck(state, &signed).await?;
+    state.node.linearize().await?;
+    Ok(signed)
+}
+
+fn wrong_intent(signed: &SignedIntent, want: &str) -> ApiError {
+    ApiError::BadRequest(format!(
+        "this endpoint takes {want} intents, not {}",
+        signed.kind().as_str()
+    ))
+}
+
+fn other_target(what: &str, named: &str, path: &str) -> ApiError {
+    ApiError::BadRequest(format!(
+        "the intent names {what} {named}, not the path's {path}"
+    ))
+}
+
+/// `licence.grant` on content `content_id`, signed by every holder.
+pub async fn grant_licence(
+    state: &AppState,
+    content_id: &str,
+    body: &[u8],
+) -> ApiResult<LicenceReceipt> {
+    let signed = licence_intent(state, body).await?;
+    let IntentBody::LicenceGrant(grant) = &signed.intent().body else {
+        return Err(wrong_intent(&signed, "licence.grant"));
+    };
+    if grant.content_id != content_id {
+        return Err(other_target("content", &grant.content_id, content_id));
+    }
+    let holders = holder_ids(state, content_id).await?;
+    if holders.is_empty() {
+        return Err(ApiError::Intent {
+            reason: RightsReason::NoHolders.as_str().to_owned(),
+            detail: format!("content {content_id} has no holders to grant a licence"),
+        });
+    }
+    let licence_id = uuid::Uuid::now_v7().to_string();
+    let make = grant_leaf(&signed, &licence_id, content_id, None, false);
+    change_licence(state, &signed, &holders, licence_id, make).await
+}
+
+/// `licence.sublicense` of licence `parent_id`, signed by its licensee.
+pub async fn sublicense(
+    state: &AppState,
+    parent_id: &str,
+    body: &[u8],
+) -> ApiResult<LicenceReceipt> {
+    let signed = licence_intent(state, body).await?;
+    let IntentBody::LicenceSublicense(sub) = &signed.intent().body else {
+        return Err(wrong_intent(&signed, "licence.sublicense"));
+    };
+    if sub.parent_licence_id != parent_id {
+        return Err(other_target("licence", &sub.parent_licence_id, parent_id));
+    }
+    let parent = live_licence(state, parent_id).await?;
+    let licence_id = uuid::Uuid::now_v7().to_string();
+    let make = grant_leaf(
+        &signed,
+        &licence_id,
+        &parent.content_id,
+        Some(parent_id),
+        true,
+    );
+    change_licence(state, &signed, &[parent.licensee], licence_id, make).await
+}
+
+/// A `licence.granted` (or, for a sublicence, `licence.sublicensed`) leaf
+/// recording `signed`.
+fn grant_leaf(
+    signed: &SignedIntent,
+    licence_id: &str,
+    content_id: &str,
+    parent: Option<&str>,
+    sublicence: bool,
+) -> MakeLeaf {
+    let granted = LicenceGranted {
+        granted_at: String::new(),
+        licence_id: licence_id.to_owned(),
+        content_id: content_id.to_owned(),
+        parent_licence_id: parent.map(str::to_owned),
+        intent_sha256: signed.replay_key_hex(),
+        signed: signed.to_envelope(),
+    };
+    Box::new(move |at| {
+        let mut granted = granted.clone();
+        granted.granted_at = at.to_owned();
+        let body = if sublicence {
+            EntryBody::LicenceSublicensed(granted)
+        } else {
+            EntryBody::LicenceGranted(granted)
+        };
+        ProposedLeaf::new(&LedgerEntry::new(body), None)
+    })
+}
+
+/// `licence.transfer` of licence `licence_id`, signed by its licensee and
+/// every holder.
+pub async fn transfer_licence(
+    state: &AppState,
+    licence_id: &str,
+    body: &[u8],
+) -> ApiResult<LicenceReceipt> {
+    let signed = licence_intent(state, body).await?;
+    let IntentBody::LicenceTransfer(intent) = &signed.intent().body else {
+        return Err(wrong_intent(&signed, "licence.transfer"));
+    };
+    if intent.licence_id != licence_id {
+        return Err(other_target("licence", &intent.licence_id, licence_id));
+    }
+    let licence = live_licence(state, licence_id).await?;
+    let mut signers = holder_ids(state, &licence.content_id).await?;
+    signers.push(licence.licensee);
+    let transferred = LicenceTransferred {
+        transferred_at: String::new(),
+        licence_id: licence_id.to_owned(),
+        intent_sha256: signed.replay_key_hex(),
+        signed: signed.to_envelope(),
+    };
+    let make: MakeLeaf = Box::new(move |at| {
+        let mut transferred = transferred.clone();
+        transferred.transferred_at = at.to_owned();
+        ProposedLeaf::new(
+            &LedgerEntry::new(EntryBody::LicenceTransferred(transferred)),
+            None,
+        )
+    });
+    change_licence(state, &signed, &signers, licence_id.to_owned(), make).await
+}
+
+/// `licence.revoke` of licence `licence_id`, signed by every holder.
+pub async fn revoke_licence(
+    state: &AppState,
+    licence_id: &str,
+    body: &[u8],
+) -> ApiResult<LicenceReceipt> {
+    let signed = licence_intent(state, body).await?;
+    let IntentBody::LicenceRevoke(intent) = &signed.intent().body else {
+        return Err(wrong_intent(&signed, "licence.revoke"));
+    };
+    if intent.licence_id != licence_id {
+        return Err(other_target("licence", &intent.licence_id, licence_id));
+    }
+    let licence = live_licence(state, licence_id).await?;
+    let signers = holder_ids(state, &licence.content_id).await?;
+    let revoked = LicenceRevoked {
+        revoked_at: String::new(),
+        licence_id: licence_id.to_owned(),
+        intent_sha256: signed.replay_key_hex(),
+        signed: signed.to_envelope(),
+    };
+    let make: MakeLeaf = Box::new(move |at| {
+        let mut revoked = revoked.clone();
+        revoked.revoked_at = at.to_owned();
+        ProposedLeaf::new(&LedgerEntry::new(EntryBody::LicenceRevoked(revoked)), None)
+    });
+    change_licence(state, &signed, &signers, licence_id.to_owned(), make).await
+}
+
+/// A licence as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct LicenceView {
+    /// Its id.
+    pub licence_id: String,
+    /// The content licensed.
+    pub content_id: String,
+    /// For a sublicence, the licence it is carved from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_licence_id: Option<String>,
+    /// Who holds it.
+    pub licensee: String,
+    /// Where.
+    pub territories: registry::Territories,
+    /// How.
+    pub media: registry::Media,
+    /// When: dates, start inclusive, end exclusive.
+    pub term: registry::Term,
+    /// Whether no one else may be licensed within its scope.
+    pub exclusive: bool,
+    /// Whether its licensee may sublicense.
+    pub sublicensable: bool,
+    /// The fee reference the parties recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fee_ref: Option<String>,
+    /// `active`, or `revoked` (it, or a licence it descends from).
+    pub status: &'static str,
+    /// The leaf that granted it.
+    pub granted_index: u64,
+    /// The revocation that ended it, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_index: Option<u64>,
+}
+
+impl From<LicenceRecord> for LicenceView {
+    fn from(l: LicenceRecord) -> Self {
+        Self {
+            licence_id: l.licence_id,
+            content_id: l.content_id,
+            parent_licence_id: l.parent_licence_id,
+            licensee: l.licensee,
+            territories: l.scope.territories,
+            media: l.scope.media,
+            term: l.scope.term,
+            exclusive: l.exclusive,
+            sublicensable: l.sublicensable,
+            fee_ref: l.fee_ref,
+            status: if l.revoked_index.is_some() {
+                "revoked"
+            } else {
+                "active"
+            },
+            granted_index: l.granted_index,
+            revoked_index: l.revoked_index,
+        }
+    }
+}
+
+/// The answer of `GET /v1/licences/{id}`.
+#[derive(Debug, Serialize)]
+pub struct LicenceAnswer {
+    /// The licence as it stood.
+    pub licence: LicenceView,
+    /// The instant asked about, or `None` for now.
+    pub at: Option<String>,
+    /// Its grant, transfers and revocation, proven.
+    pub evidence: Evidence,
+}
+
+fn format_at(at: Option<OffsetDateTime>) -> ApiResult<Option<String>> {
+    at.map(|at| at.format(&Rfc3339))
+        .transpose()
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("formatting an instant: {e}")))
+}
+
+/// Licence `licence_id` as it stood at `at` (now if `None`).
+pub async fn licence(
+    state: &AppState,
+    licence_id: &str,
+    at: Option<OffsetDateTime>,
+) -> ApiResult<(LicenceRecord, LicenceAnswer)> {
+    let (record, tree_size) = state
+        .registry
+        .licence(licence_id, at)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no licence {licence_id}")))?;
+    let evidence = crate::evidence::read(state, &record.events, tree_size).await?;
+    Ok((
+        record.clone(),
+        LicenceAnswer {
+            licence: record.into(),
+            at: format_at(at)?,
+            evidence,
+        },
+    ))
+}
+
+/// The answer of `GET /v1/content/{id}/licences`.
+#[derive(Debug, Serialize)]
+pub struct LicencesAnswer {
+    /// The content item.
+    pub content_id: String,
+    /// The instant asked about, or `None` for now.
+    pub at: Option<String>,
+    /// The licences and sublicences valid for the query, in the order they
+    /// were granted; one page.
+    pub licences: Vec<LicenceView>,
+    /// The `after` for the next page, if there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_after: Option<String>,
+    /// The events of this page's licences, proven.
+    pub evidence: Evidence,
+}
+
+/// What a licences query asks for.
+#[derive(Debug, Default)]
+pub struct LicenceQuery {
+    /// The state at this instant; now if `None`.
+    pub at: Option<OffsetDateTime>,
+    /// Valid in this territory (ISO 3166-1 alpha-2).
+    pub territory: Option<&'static str>,
+    /// Valid for this medium.
+    pub medium: Option<registry::Medium>,
+    /// Valid on this date.
+    pub date: Option<time::Date>,
+    /// Licences granted after this one only (the previous page's last).
+    pub after: Option<String>,
+    /// At most this many.
+    pub limit: usize,
+}
+
+/// The licences of `content_id` valid for `query`.
+pub async fn content_licences(
+    state: &AppState,
+    content_id: &str,
+    query: LicenceQuery,
+) -> ApiResult<LicencesAnswer> {
+    let all = state
+        .registry
+        .licences(content_id, query.at)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no content with id {content_id}")))?;
+    let mut valid = all
+        .licences
+        .into_iter()
+        .filter(|l| l.valid_for(query.territory, query.medium, query.date));
+    if let Some(after) = &query.after {
+        // Skip up to and including the previous page's last licence.
+        for l in valid.by_ref() {
+            if &l.licence_id == after {
+                break;
+            }
+        }
+    }
+    let mut page: Vec<LicenceRecord> = valid.by_ref().take(query.limit).collect();
+    let next_after = match valid.next() {
+        Some(_) => page.last().map(|l| l.licence_id.clone()),
+        None => None,
+    };
+    let mut events: Vec<u64> = page.iter().flat_map(|l| l.events.clone()).collect();
+    events.sort_unstable();
+    events.dedup();
+    let evidence = crate::evidence::read(state, &events, all.tree_size).await?;
+    page.shrink_to_fit();
+    Ok(LicencesAnswer {
+        content_id: content_id.to_owned(),
+        at: format_at(query.at)?,
+        licences: page.into_iter().map(LicenceView::from).collect(),
+        next_after,
+        evidence,
+    })
+}
+
+/// The licence as an ODRL 2.2 `Agreement` in JSON-LD: the holders who
+/// granted it (or, for a sublicence, the parent's licensee) assign to the
+/// licensee a permission to use the content within the licence's
+/// territories, dates and media.
+pub async fn odrl(state: &AppState, record: &LicenceRecord) -> ApiResult<serde_json::Value> {
+    use serde_json::json;
+    let granted = state
+        .registry
+        .entry(record.granted_index)
+        .await?
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("a licence's grant leaf vanished")))?;
+    let granted_at = LedgerEntry::from_leaf(&granted.leaf)?
+        .timestamp()
+        .to_owned();
+    let granted_at = OffsetDateTime::parse(&granted_at, &Rfc3339)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("a stored timestamp: {e}")))?;
+    let assigners: Vec<String> = match &record.parent_licence_id {
+        Some(parent) => {
+            let (parent, _) = state
+                .registry
+                .licence(parent, Some(granted_at))
+                .await?
+                .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("a parent licence vanished")))?;
+            vec![parent.licensee]
+        }
+        None => state
+            .registry
+            .holders(&record.content_id, Some(granted_at))
+            .await?
+            .map(|h| h.holders.into_iter().map(|h| h.party_id).collect())
+            .unwrap_or_default(),
+    };
+    let party = |id: &str| format!("urn:provreg:party:{id}");
+    let target = format!("urn:provreg:content:{}", record.content_id);
+    let territories = &record.scope.territories;
+    let mut constraints = vec![];
+    let include: Vec<&str> = territories.include().to_vec();
+    if include != ["WORLD"] {
+        constraints.push(
+            json!({"leftOperand": "spatial", "operator": "isAnyOf", "rightOperand": include}),
+        );
+    }
+    if !territories.exclude().is_empty() {
+        constraints.push(json!({"leftOperand": "spatial", "operator": "isNoneOf", "rightOperand": territories.exclude()}));
+    }
+    let term = serde_json::to_value(record.scope.term)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("a term: {e}")))?;
+    constraints.push(json!({"leftOperand": "dateTime", "operator": "gteq",
+        "rightOperand": {"@value": term["start"], "@type": "xsd:date"}}));
+    constraints.push(json!({"leftOperand": "dateTime", "operator": "lt",
+        "rightOperand": {"@value": term["end"], "@type": "xsd:date"}}));
+    let media: Vec<&str> = record.scope.media.iter().map(|m| m.as_str()).collect();
+    constraints.push(json!({"leftOperand": "media", "operator": "isAnyOf", "rightOperand": media}));
+    let assigner: serde_json::Value = match assigners.as_slice() {
+        [one] => json!(party(one)),
+        many => json!(many.iter().map(|p| party(p)).collect::<Vec<_>>()),
+    };
+    let mut permission = json!({
+        "target": target,
+        "assigner": assigner,
+        "assignee": party(&record.licensee),
+        "action": "use",
+        "constraint": constraints,
+    });
+    if record.revoked_index.is_some() {
+        // A revoked licence permits nothing; say so rather than omit it.
+        permission["duty"] = json!([]);
+    }
+    let mut agreement = json!({
+        "@context": "http://www.w3.org/ns/odrl.jsonld",
+        "@type": "Agreement",
+        "uid": format!("urn:provreg:licence:{}", record.licence_id),
+        "assigner": permission["assigner"].clone(),
+        "assignee": party(&record.licensee),
+        "target": target,
+        "permission": [permission],
+    });
+    if let Some(parent) = &record.parent_licence_id {
+        agreement["inheritFrom"] = json!(format!("urn:provreg:licence:{parent}"));
+    }
+    if record.exclusive {
+        agreement["profile"] = json!("urn:provreg:odrl:exclusive");
+    }
+    Ok(agreement)
 }

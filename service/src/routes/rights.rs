@@ -13,7 +13,7 @@ use time::format_description::well_known::Rfc3339;
 
 use super::content::{Consistency, prepare_read};
 use crate::error::{ApiError, ApiResult};
-use crate::rights::{self, TransferReceipt};
+use crate::rights::{self, LicenceQuery, LicenceReceipt, TransferReceipt};
 use crate::state::AppState;
 
 pub(super) fn router() -> Router<AppState> {
@@ -23,6 +23,207 @@ pub(super) fn router() -> Router<AppState> {
             post(post_content_transfer),
         )
         .route("/v1/content/{content_id}/holders", get(get_content_holders))
+        .route(
+            "/v1/content/{content_id}/licences",
+            post(post_content_licence).get(get_content_licences),
+        )
+        .route("/v1/licences/{licence_id}", get(get_licence))
+        .route(
+            "/v1/licences/{licence_id}/sublicences",
+            post(post_sublicence),
+        )
+        .route(
+            "/v1/licences/{licence_id}/transfers",
+            post(post_licence_transfer),
+        )
+        .route(
+            "/v1/licences/{licence_id}/revocations",
+            post(post_licence_revocation),
+        )
+}
+
+/// The licence id in a path, in its one spelling.
+fn licence_id(path: Result<Path<String>, PathRejection>) -> ApiResult<String> {
+    let Path(licence_id) = path.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    if registry::intent::is_valid_id(&licence_id) {
+        Ok(licence_id)
+    } else {
+        Err(ApiError::BadRequest(format!(
+            "{licence_id:?} is not a licence id (a lowercase hyphenated UUID)"
+        )))
+    }
+}
+
+/// An optional RFC 3339 instant from a query.
+fn instant(at: Option<&str>) -> ApiResult<Option<OffsetDateTime>> {
+    at.map(|at| {
+        OffsetDateTime::parse(at, &Rfc3339)
+            .map_err(|e| ApiError::BadRequest(format!("at={at:?} is not an RFC 3339 instant: {e}")))
+    })
+    .transpose()
+}
+
+/// Grants a licence on a `licence.grant` intent signed by every holder;
+/// 201 with its id and the receipt of its leaf, 409 naming a conflicting
+/// licence and the overlap.
+async fn post_content_licence(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<(StatusCode, Json<LicenceReceipt>)> {
+    let body = super::json_body(&state, body)?;
+    let content_id = content_id(path)?;
+    let receipt = rights::grant_licence(&state, &content_id, &body).await?;
+    Ok((StatusCode::CREATED, Json(receipt)))
+}
+
+/// Sublicenses part of a licence on a `licence.sublicense` intent signed by
+/// its licensee.
+async fn post_sublicence(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<(StatusCode, Json<LicenceReceipt>)> {
+    let body = super::json_body(&state, body)?;
+    let licence_id = licence_id(path)?;
+    let receipt = rights::sublicense(&state, &licence_id, &body).await?;
+    Ok((StatusCode::CREATED, Json(receipt)))
+}
+
+/// Moves a licence to another licensee on a `licence.transfer` intent
+/// signed by its licensee and every holder.
+async fn post_licence_transfer(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<(StatusCode, Json<LicenceReceipt>)> {
+    let body = super::json_body(&state, body)?;
+    let licence_id = licence_id(path)?;
+    let receipt = rights::transfer_licence(&state, &licence_id, &body).await?;
+    Ok((StatusCode::CREATED, Json(receipt)))
+}
+
+/// Revokes a licence and its sublicences on a `licence.revoke` intent
+/// signed by every holder.
+async fn post_licence_revocation(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<(StatusCode, Json<LicenceReceipt>)> {
+    let body = super::json_body(&state, body)?;
+    let licence_id = licence_id(path)?;
+    let receipt = rights::revoke_licence(&state, &licence_id, &body).await?;
+    Ok((StatusCode::CREATED, Json(receipt)))
+}
+
+/// The largest page of licences.
+const MAX_LIMIT: usize = 1000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LicencesQuery {
+    territory: Option<String>,
+    medium: Option<String>,
+    date: Option<String>,
+    at: Option<String>,
+    after: Option<String>,
+    limit: Option<usize>,
+    #[serde(default)]
+    consistency: Consistency,
+}
+
+/// The licences and sublicences of an item valid in a territory, for a
+/// medium, on a date (each optional), as they stood now or at an instant,
+/// with the events they rest on, proven. Public, as the ledger is.
+async fn get_content_licences(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<LicencesQuery>, QueryRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let content_id = content_id(path)?;
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let medium = query
+        .medium
+        .as_deref()
+        .map(|m| {
+            serde_json::from_value::<registry::Medium>(serde_json::Value::from(m))
+                .map_err(|e| ApiError::BadRequest(format!("medium: {e}")))
+        })
+        .transpose()?;
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "limit must be 1 to {MAX_LIMIT}"
+        )));
+    }
+    if let Some(after) = &query.after
+        && !registry::intent::is_valid_id(after)
+    {
+        return Err(ApiError::BadRequest(format!(
+            "after={after:?} is not a licence id"
+        )));
+    }
+    let request = LicenceQuery {
+        at: instant(query.at.as_deref())?,
+        territory: query
+            .territory
+            .as_deref()
+            .map(registry::scope::territory_code)
+            .transpose()?,
+        medium,
+        date: query
+            .date
+            .as_deref()
+            .map(registry::scope::parse_date)
+            .transpose()?,
+        after: query.after,
+        limit,
+    };
+    let consistency = prepare_read(&state, query.consistency).await?;
+    let answer = rights::content_licences(&state, &content_id, request).await?;
+    Ok((consistency, Json(answer)))
+}
+
+#[derive(Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum LicenceFormat {
+    #[default]
+    Json,
+    Odrl,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LicenceQueryOptions {
+    at: Option<String>,
+    #[serde(default)]
+    format: LicenceFormat,
+    #[serde(default)]
+    consistency: Consistency,
+}
+
+/// One licence as it stands (or stood at an instant) with its events,
+/// proven; `?format=odrl` gives it as an ODRL 2.2 Agreement in JSON-LD.
+async fn get_licence(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<LicenceQueryOptions>, QueryRejection>,
+) -> ApiResult<axum::response::Response> {
+    let licence_id = licence_id(path)?;
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let at = instant(query.at.as_deref())?;
+    let consistency = prepare_read(&state, query.consistency).await?;
+    let (record, answer) = rights::licence(&state, &licence_id, at).await?;
+    if query.format == LicenceFormat::Odrl {
+        let agreement = rights::odrl(&state, &record).await?;
+        let mut response = (consistency, Json(agreement)).into_response();
+        response.headers_mut().insert(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/ld+json"),
+        );
+        return Ok(response);
+    }
+    Ok((consistency, Json(answer)).into_response())
 }
 
 /// The content id in a path, in its one spelling.
@@ -70,15 +271,7 @@ async fn get_content_holders(
 ) -> ApiResult<impl IntoResponse> {
     let content_id = content_id(path)?;
     let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let at = query
-        .at
-        .as_deref()
-        .map(|at| {
-            OffsetDateTime::parse(at, &Rfc3339).map_err(|e| {
-                ApiError::BadRequest(format!("at={at:?} is not an RFC 3339 instant: {e}"))
-            })
-        })
-        .transpose()?;
+    let at = instant(query.at.as_deref())?;
     let consistency = prepare_read(&state, query.consistency).await?;
     let view = rights::holders(&state, &content_id, at).await?;
     Ok((consistency, Json(view)))
