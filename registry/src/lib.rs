@@ -41,7 +41,8 @@ pub use error::{RegistryError, Result};
 pub use intent::{IntentKind, IntentReason, SignedIntent, SignerKey};
 pub use scope::{Media, Medium, Scope, Term, Territories, TerritorySet};
 pub use store::{
-    ApplyTx, Beside, ClaimRecord, CodeKind, CodeMatch, ContentRecord, Holdings, LicenceRecord,
-    Licences, MAX_INDEXED_DISTANCE, PartyRecord, RaftMarks, RecordedNode, Registry, SNAPSHOT_PAGE,
-    SnapshotLeaf, StoredEntry, is_sampled, validate_claimed_iscc, verify_approval, voters_key,
+    ApplyTx, Beside, ClaimRecord, CodeKind, CodeMatch, ContentRecord, Derivation, Derivations,
+    History, Holdings, LicenceRecord, Licences, MAX_GRAPH_ITEMS, MAX_INDEXED_DISTANCE,
+    PartyHolding, PartyRecord, RaftMarks, RecordedNode, Registry, SNAPSHOT_PAGE, SnapshotLeaf,
+    StoredEntry, is_sampled, validate_claimed_iscc, verify_approval, voters_key,
 };

@@ -22,6 +22,9 @@ pub enum Command {
     /// Check a registration receipt offline: the checkpoint's signature, the
     /// inclusion proof, and optionally that a file is the one registered.
     Verify(VerifyArgs),
+    /// Recompute the rights projections (holders, licences, derivations,
+    /// applied intents) from the ledger alone. Run it on a stopped node.
+    Rebuild(RebuildArgs),
 }
 
 /// How to run a node. Every flag has an environment variable of the same
@@ -423,12 +426,36 @@ impl ServeArgs {
 
     /// The database URL in effect.
     pub fn database_url(&self) -> String {
-        self.database_url.clone().unwrap_or_else(|| {
-            format!(
-                "sqlite://{}?mode=rwc",
-                self.data_dir.join("registry.db").display()
-            )
-        })
+        database_url(&self.data_dir, self.database_url.as_deref())
+    }
+}
+
+/// `url`, or by default SQLite at `data_dir/registry.db`.
+fn database_url(data_dir: &std::path::Path, url: Option<&str>) -> String {
+    url.map(str::to_owned).unwrap_or_else(|| {
+        format!(
+            "sqlite://{}?mode=rwc",
+            data_dir.join("registry.db").display()
+        )
+    })
+}
+
+/// Which node's database to rebuild.
+#[derive(Debug, Clone, Args)]
+pub struct RebuildArgs {
+    /// The node's data directory, as given to `serve`.
+    #[arg(long, env = "PROVREG_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// The node's database URL, as given to `serve`.
+    #[arg(long, env = "PROVREG_DATABASE_URL")]
+    pub database_url: Option<String>,
+}
+
+impl RebuildArgs {
+    /// The database URL in effect.
+    pub fn database_url(&self) -> String {
+        database_url(&self.data_dir, self.database_url.as_deref())
     }
 }
 

@@ -99,9 +99,18 @@ impl ApiError {
                 | "unexpected-signer"
                 | "duplicate-signature"
                 | "bad-signature" => StatusCode::FORBIDDEN,
-                "replayed-intent" | "not-a-holder" | "insufficient-share" | "too-many-holders"
-                | "holders-changed" => StatusCode::CONFLICT,
-                "unknown-content" => StatusCode::NOT_FOUND,
+                "replayed-intent"
+                | "not-a-holder"
+                | "insufficient-share"
+                | "too-many-holders"
+                | "holders-changed"
+                | "no-holders"
+                | "licence-revoked"
+                | "not-sublicensable"
+                | "scope-exceeded"
+                | "exclusivity-exceeded"
+                | "same-licensee" => StatusCode::CONFLICT,
+                "unknown-content" | "unknown-licence" => StatusCode::NOT_FOUND,
                 _ => StatusCode::BAD_REQUEST,
             },
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,

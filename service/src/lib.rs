@@ -38,6 +38,7 @@ mod multipart;
 mod parties;
 mod peer;
 mod propose;
+mod provenance;
 mod register;
 mod rights;
 mod routes;

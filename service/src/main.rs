@@ -30,6 +30,13 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", service::verify::verify(&args)?);
             Ok(())
         }
+        Some(Command::Rebuild(args)) => {
+            let registry = registry::Registry::connect(&args.database_url()).await?;
+            let leaves = registry.rebuild_projections().await?;
+            registry.close().await;
+            println!("OK: rebuilt the rights projections from {leaves} leaves");
+            Ok(())
+        }
         Some(Command::Serve(args)) => service::run(*args, shutdown_signal()).await,
         None => service::run(default_serve_args()?, shutdown_signal()).await,
     }

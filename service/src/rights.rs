@@ -559,7 +559,7 @@ pub struct LicenceAnswer {
     pub evidence: Evidence,
 }
 
-fn format_at(at: Option<OffsetDateTime>) -> ApiResult<Option<String>> {
+pub fn format_at(at: Option<OffsetDateTime>) -> ApiResult<Option<String>> {
     at.map(|at| at.format(&Rfc3339))
         .transpose()
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("formatting an instant: {e}")))

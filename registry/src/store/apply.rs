@@ -49,6 +49,8 @@ struct Pending {
     claims: Vec<(String, String, i64)>,
     /// First holders: content id, party id, share, leaf index, instant.
     holdings: Vec<(String, String, i64, i64, i64)>,
+    /// Derivations: parent id, child id, the child's leaf index.
+    derivations: Vec<(String, String, i64)>,
     index: IndexRows,
     /// SHA-256 to content id of the registrations and claims waiting.
     registered: HashMap<String, String>,
@@ -167,6 +169,17 @@ impl ApplyTx {
             conn,
             "insert into holding (content_id, party_id, share_bp, since_idx, since_us)",
             5,
+            &params,
+        )
+        .await?;
+        let mut params = Vec::with_capacity(3 * pending.derivations.len());
+        for (parent, child, idx) in &pending.derivations {
+            params.extend([Param::Text(parent), Param::Text(child), Param::Int(*idx)]);
+        }
+        insert_rows(
+            conn,
+            "insert into derivation (parent_id, child_id, ledger_idx)",
+            3,
             &params,
         )
         .await?;
@@ -489,6 +502,7 @@ impl ApplyTx {
                     .insert(reg.sha256.clone(), reg.content_id.clone());
                 pending.ids.insert(reg.content_id.clone());
                 first_holders(pending, &reg.content_id, &reg.metadata.holders, idx, entry)?;
+                derived(pending, &reg.content_id, &reg.metadata.derived_from, idx);
                 let codes = codes_of(&reg.iscc)?;
                 similarity::index(&mut pending.index, &reg.content_id, index, &codes, prints)?;
             }
@@ -604,6 +618,7 @@ impl ApplyTx {
     /// Deletes every ledger row, for a snapshot install that rebuilds them.
     pub(super) async fn clear(&mut self) -> Result<()> {
         for table in [
+            "derivation",
             "licensee",
             "licence",
             "holding",
@@ -682,6 +697,15 @@ async fn latest_timestamp(
 fn untimed(member: &str) -> Rejection {
     Rejection::MalformedEntry {
         detail: format!("{member} is not RFC 3339 in UTC"),
+    }
+}
+
+/// Queues the derivations a registration or claim at leaf `idx` names.
+fn derived(pending: &mut Pending, content_id: &str, parents: &[String], idx: i64) {
+    for parent in parents {
+        pending
+            .derivations
+            .push((parent.clone(), content_id.to_owned(), idx));
     }
 }
 
@@ -900,6 +924,12 @@ async fn check_parents(
     pending: &Pending,
     parents: &[String],
 ) -> Result<Option<Rejection>> {
+    let distinct: HashSet<&String> = parents.iter().collect();
+    if distinct.len() != parents.len() {
+        return Ok(Some(Rejection::MalformedEntry {
+            detail: "metadata.derived_from names a registration twice".into(),
+        }));
+    }
     for parent in parents {
         if !pending.ids.contains(parent) && !content_exists(conn, parent).await? {
             return Ok(Some(Rejection::UnknownDerivedFrom {

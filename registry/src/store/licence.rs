@@ -642,6 +642,38 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// The licences party `party_id` holds now, or held at instant `at`,
+    /// as each stood then, in the order they were granted, with the tree
+    /// size they were read at.
+    pub async fn licences_of(
+        &self,
+        party_id: &str,
+        at: Option<OffsetDateTime>,
+    ) -> Result<(Vec<LicenceRecord>, u64)> {
+        let at = at.map(micros).transpose()?;
+        let mut tx = self.read_snapshot().await?;
+        let rows = sqlx::query(&format!(
+            "select {COLUMNS} from licence where licence_id in \
+             (select licence_id from licensee where party_id = $1) order by granted_idx"
+        ))
+        .bind(party_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut licences = Vec::new();
+        for row in &rows {
+            if let Some(record) = as_of(&mut tx, stored(row)?, at).await?
+                && record.licensee == party_id
+            {
+                licences.push(record);
+            }
+        }
+        let tree_size = super::apply::read_tree_size(&mut tx).await?;
+        tx.commit().await?;
+        Ok((licences, tree_size))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::{Value, json};
@@ -1001,6 +1033,7 @@ mod tests {
                 }
                 dst_db.drop_db().await;
             }
+            crate::store::rebuild::tests::rebuild_matches(&reg).await;
             db.drop_db().await;
         }
     }

@@ -11,6 +11,8 @@ mod content;
 mod ledger;
 mod licence;
 mod party;
+mod provenance;
+mod rebuild;
 mod rights;
 mod signed;
 mod similarity;
@@ -27,7 +29,8 @@ pub use content::{ClaimRecord, ContentRecord};
 pub use ledger::StoredEntry;
 pub use licence::{LicenceRecord, Licences};
 pub use party::PartyRecord;
-pub use rights::Holdings;
+pub use provenance::{Derivation, Derivations, History, MAX_GRAPH_ITEMS};
+pub use rights::{Holdings, PartyHolding};
 pub use similarity::{
     CodeKind, CodeMatch, MAX_INDEXED_DISTANCE, is_sampled, validate_claimed_iscc,
 };

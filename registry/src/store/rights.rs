@@ -29,6 +29,17 @@ pub struct Holdings {
     pub tree_size: u64,
 }
 
+/// One item a party holds a share of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartyHolding {
+    /// The content item.
+    pub content_id: String,
+    /// The party's share, in basis points.
+    pub share_bp: u16,
+    /// The registration or transfer that gave it this share.
+    pub since_index: u64,
+}
+
 /// Microseconds since the Unix epoch: how the projections store instants.
 pub(crate) fn micros(at: OffsetDateTime) -> Result<i64> {
     i64::try_from(at.unix_timestamp_nanos() / 1000)
@@ -256,6 +267,44 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// The items party `party_id` holds a share of now, or at instant
+    /// `at`, in content id order, with the tree size they were read at.
+    pub async fn holdings_of(
+        &self,
+        party_id: &str,
+        at: Option<OffsetDateTime>,
+    ) -> Result<(Vec<PartyHolding>, u64)> {
+        let at = at.map(micros).transpose()?;
+        let by_then = |us: i64| at.is_none_or(|at| us <= at);
+        let mut tx = self.read_snapshot().await?;
+        let rows = sqlx::query(
+            "select content_id, share_bp, since_idx, since_us, until_us from holding \
+             where party_id = $1 order by content_id, since_idx",
+        )
+        .bind(party_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let tree_size = super::apply::read_tree_size(&mut tx).await?;
+        tx.commit().await?;
+        let mut holdings = Vec::new();
+        for row in &rows {
+            let until_us: Option<i64> = row.try_get(4)?;
+            if !by_then(row.try_get(3)?) || until_us.is_some_and(by_then) {
+                continue;
+            }
+            let share: i64 = row.try_get(1)?;
+            holdings.push(PartyHolding {
+                content_id: row.try_get(0)?,
+                share_bp: u16::try_from(share)
+                    .map_err(|_| RegistryError::Corrupt(format!("a stored share of {share} bp")))?,
+                since_index: from_i64(row.try_get(2)?)?,
+            });
+        }
+        Ok((holdings, tree_size))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -446,6 +495,7 @@ mod tests {
                 }
                 dst_db.drop_db().await;
             }
+            crate::store::rebuild::tests::rebuild_matches(&reg).await;
             db.drop_db().await;
         }
     }

@@ -13,6 +13,7 @@ use time::format_description::well_known::Rfc3339;
 
 use super::content::{Consistency, prepare_read};
 use crate::error::{ApiError, ApiResult};
+use crate::provenance::{self, Page};
 use crate::rights::{self, LicenceQuery, LicenceReceipt, TransferReceipt};
 use crate::state::AppState;
 
@@ -40,6 +41,144 @@ pub(super) fn router() -> Router<AppState> {
             "/v1/licences/{licence_id}/revocations",
             post(post_licence_revocation),
         )
+        .route("/v1/content/{content_id}/history", get(get_content_history))
+        .route(
+            "/v1/content/{content_id}/derivations",
+            get(get_content_derivations),
+        )
+        .route("/v1/parties/{party_id}/holdings", get(get_party_holdings))
+        .route("/v1/parties/{party_id}/licences", get(get_party_licences))
+}
+
+/// A page's size from a query: 100 unless given, at most [`MAX_LIMIT`].
+fn limit(limit: Option<usize>) -> ApiResult<usize> {
+    let limit = limit.unwrap_or(100);
+    if (1..=MAX_LIMIT).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ApiError::BadRequest(format!(
+            "limit must be 1 to {MAX_LIMIT}"
+        )))
+    }
+}
+
+/// An id cursor from a query.
+fn after_id(after: Option<String>) -> ApiResult<Option<String>> {
+    match after {
+        Some(after) if !registry::intent::is_valid_id(&after) => Err(ApiError::BadRequest(
+            format!("after={after:?} is not an id (a lowercase hyphenated UUID)"),
+        )),
+        after => Ok(after),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HistoryQuery {
+    after: Option<u64>,
+    limit: Option<usize>,
+    #[serde(default)]
+    consistency: Consistency,
+}
+
+/// Every event of an item in ledger order (registration, transfers,
+/// licences, sublicences, licence transfers, revocations, registrations
+/// derived from it), paginated, each leaf proven.
+async fn get_content_history(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<HistoryQuery>, QueryRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let content_id = content_id(path)?;
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let page = Page {
+        after: query.after,
+        limit: limit(query.limit)?,
+    };
+    let consistency = prepare_read(&state, query.consistency).await?;
+    let answer = provenance::history(&state, &content_id, page).await?;
+    Ok((consistency, Json(answer)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReadQuery {
+    #[serde(default)]
+    consistency: Consistency,
+}
+
+/// The derived-from graph around an item, transitively both ways, with
+/// every item's registration proven.
+async fn get_content_derivations(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<ReadQuery>, QueryRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let content_id = content_id(path)?;
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let consistency = prepare_read(&state, query.consistency).await?;
+    let answer = provenance::derivations(&state, &content_id).await?;
+    Ok((consistency, Json(answer)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PartyListQuery {
+    at: Option<String>,
+    after: Option<String>,
+    limit: Option<usize>,
+    #[serde(default)]
+    consistency: Consistency,
+}
+
+/// The party in a path, in its one spelling.
+fn party_id(path: Result<Path<String>, PathRejection>) -> ApiResult<String> {
+    let Path(party_id) = path.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    if registry::intent::is_valid_id(&party_id) {
+        Ok(party_id)
+    } else {
+        Err(ApiError::BadRequest(format!(
+            "{party_id:?} is not a party id (a lowercase hyphenated UUID)"
+        )))
+    }
+}
+
+/// What a party holds now or at an instant, paginated by content id, with
+/// the events that gave each share, proven.
+async fn get_party_holdings(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<PartyListQuery>, QueryRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let party_id = party_id(path)?;
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let at = instant(query.at.as_deref())?;
+    let page = Page {
+        after: after_id(query.after)?,
+        limit: limit(query.limit)?,
+    };
+    let consistency = prepare_read(&state, query.consistency).await?;
+    let answer = provenance::party_holdings(&state, &party_id, at, page).await?;
+    Ok((consistency, Json(answer)))
+}
+
+/// The licences a party holds now or held at an instant, revoked ones
+/// included, paginated by licence id, with their events, proven.
+async fn get_party_licences(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<PartyListQuery>, QueryRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let party_id = party_id(path)?;
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let at = instant(query.at.as_deref())?;
+    let page = Page {
+        after: after_id(query.after)?,
+        limit: limit(query.limit)?,
+    };
+    let consistency = prepare_read(&state, query.consistency).await?;
+    let answer = provenance::party_licences(&state, &party_id, at, page).await?;
+    Ok((consistency, Json(answer)))
 }
 
 /// The licence id in a path, in its one spelling.
@@ -150,19 +289,8 @@ async fn get_content_licences(
                 .map_err(|e| ApiError::BadRequest(format!("medium: {e}")))
         })
         .transpose()?;
-    let limit = query.limit.unwrap_or(100);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::BadRequest(format!(
-            "limit must be 1 to {MAX_LIMIT}"
-        )));
-    }
-    if let Some(after) = &query.after
-        && !registry::intent::is_valid_id(after)
-    {
-        return Err(ApiError::BadRequest(format!(
-            "after={after:?} is not a licence id"
-        )));
-    }
+    let limit = limit(query.limit)?;
+    let after = after_id(query.after)?;
     let request = LicenceQuery {
         at: instant(query.at.as_deref())?,
         territory: query
@@ -176,7 +304,7 @@ async fn get_content_licences(
             .as_deref()
             .map(registry::scope::parse_date)
             .transpose()?,
-        after: query.after,
+        after,
         limit,
     };
     let consistency = prepare_read(&state, query.consistency).await?;

@@ -15,6 +15,7 @@ mod limits;
 mod matching;
 mod parties;
 mod rights;
+mod scenario;
 // media-fingerprint's own builders of test media (a FLAC of silence, say),
 // shared as its decode_memory example shares them.
 #[allow(dead_code)]
