@@ -221,7 +221,7 @@ async fn a_rights_workflow_on_three_nodes() {
             .contains(&"licence.sublicensed".to_owned())
     );
     let (_, last_day) = node(2).get_json(&valid("2027-12-31")).await;
-    assert_eq!(ids(&last_day["licences"]), [licence.clone()]);
+    assert_eq!(ids(&last_day["licences"]), std::slice::from_ref(&licence));
     let (_, ended) = node(0).get_json(&valid("2028-01-01")).await;
     assert_eq!(ids(&ended["licences"]), Vec::<String>::new());
 
