@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use crate::support::{TestApp, media};
 
 /// The operations the API has, each named after its handler.
-const OPERATION_IDS: [&str; 20] = [
+const OPERATION_IDS: [&str; 30] = [
     "post_content",
     "post_content_batch",
     "post_learner",
@@ -37,6 +37,16 @@ const OPERATION_IDS: [&str; 20] = [
     "post_party_key",
     "post_content_transfer",
     "get_content_holders",
+    "post_content_licence",
+    "get_content_licences",
+    "get_licence",
+    "post_sublicence",
+    "post_licence_transfer",
+    "post_licence_revocation",
+    "get_content_history",
+    "get_content_derivations",
+    "get_party_holdings",
+    "get_party_licences",
 ];
 
 /// Operations whose success needs a second node (a node to add or to
@@ -45,10 +55,18 @@ const OPERATION_IDS: [&str; 20] = [
 const NEED_PEERS: [&str; 2] = ["post_learner", "delete_node"];
 
 /// Operations whose success needs an intent signed for this server's log
-/// and one of its parties, which a document's static example cannot be;
-/// the example must still be answered as documented. `parties.rs` signs
-/// real ones.
-const NEED_SIGNED_INTENT: [&str; 2] = ["post_party_key", "post_content_transfer"];
+/// and its parties, which a document's static example cannot be, or a
+/// licence that only such an intent grants; they must still answer as
+/// documented. `parties.rs`, `rights.rs` and `scenario.rs` sign real ones.
+const NEED_SIGNED_INTENT: [&str; 7] = [
+    "post_party_key",
+    "post_content_transfer",
+    "post_content_licence",
+    "post_sublicence",
+    "post_licence_transfer",
+    "post_licence_revocation",
+    "get_licence",
+];
 
 /// The HTTP methods a path item can hold (OpenAPI 3.1 §4.8.9).
 const METHODS: [&str; 8] = [
@@ -555,6 +573,10 @@ async fn every_documented_operation_is_served_as_documented() {
         ("from", "1".to_owned()),
         ("to", "1".to_owned()),
         ("node_id", "2".to_owned()),
+        (
+            "licence_id",
+            "0192f0c1-0000-7000-a000-000000000001".to_owned(),
+        ),
     ];
 
     let mut fresh_files = FRESH_FILES.iter();
