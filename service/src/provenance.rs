@@ -262,3 +262,165 @@ pub async fn party_licences(
         evidence,
     })
 }
+
+/// The answer of `GET /v1/content/{id}/provenance`: the W3C PROV-JSON
+/// document and the registrations it rests on, proven. With
+/// `?format=prov-json` the document alone is the answer.
+#[derive(Debug, Serialize)]
+pub struct ProvenanceAnswer {
+    /// The content item.
+    pub content_id: String,
+    /// The PROV-JSON document.
+    pub document: serde_json::Value,
+    /// The registrations of every entity in it, proven.
+    pub evidence: Evidence,
+}
+
+/// The provenance of `content_id` as a W3C PROV-JSON document:
+///
+/// - an entity per item in its derived-from graph (`content:<id>`), with
+///   its title, SHA-256 and registration's ledger index;
+/// - an activity per registration (`entry:<index>`), which generated the
+///   item (`wasGeneratedBy`) at the registration's time;
+/// - `wasDerivedFrom` for every link, through the child's registration;
+/// - an agent per registrant and holder (`party:<id>`, or `provreg:operator`
+///   for the node operator), and the registry node that recorded each
+///   registration (`provreg:registry`), which acted on behalf of the
+///   registrant (`actedOnBehalfOf`);
+/// - `wasAttributedTo` from the item to each of its current holders.
+pub async fn provenance(state: &AppState, content_id: &str) -> ApiResult<ProvenanceAnswer> {
+    use serde_json::{Map, Value, json};
+    let graph = derivations(state, content_id).await?;
+    let mut entities = Map::new();
+    let mut activities = Map::new();
+    let mut agents = Map::new();
+    let mut generated = Map::new();
+    let mut derived = Map::new();
+    let mut attributed = Map::new();
+    let mut delegated = Map::new();
+    let mut registered_by = std::collections::BTreeMap::new();
+    let registry_agent = "provreg:registry";
+    agents.insert(
+        registry_agent.into(),
+        json!({"prov:type": {"$": "prov:SoftwareAgent", "type": "prov:QUALIFIED_NAME"},
+            "prov:label": "the provreg registry"}),
+    );
+    for event in &graph.evidence.events {
+        let entry = decode(&event.leaf)?;
+        let (id, sha256, metadata, registrant) = match &entry.body {
+            registry::EntryBody::ContentRegistered(r) => {
+                (&r.content_id, &r.sha256, &r.metadata, &r.registrant)
+            }
+            registry::EntryBody::ContentClaimed(c) => {
+                (&c.content_id, &c.sha256, &c.metadata, &c.registrant)
+            }
+            _ => continue,
+        };
+        let entity = format!("content:{id}");
+        let activity = format!("entry:{}", event.index);
+        let mut attributes = json!({
+            "provreg:sha256": sha256,
+            "provreg:ledgerIndex": {"$": event.index.to_string(), "type": "xsd:long"},
+        });
+        if let Some(title) = &metadata.title {
+            attributes["prov:label"] = json!(title);
+        }
+        entities.insert(entity.clone(), attributes);
+        activities.insert(
+            activity.clone(),
+            json!({"prov:startTime": entry.timestamp(), "prov:endTime": entry.timestamp(),
+                "prov:type": {"$": format!("provreg:{}", entry.type_name()), "type": "prov:QUALIFIED_NAME"},
+                "provreg:ledgerIndex": {"$": event.index.to_string(), "type": "xsd:long"}}),
+        );
+        generated.insert(
+            format!("_:gen{}", event.index),
+            json!({"prov:entity": entity, "prov:activity": activity, "prov:time": entry.timestamp()}),
+        );
+        let agent = party_agent(state, registrant, &mut agents).await?;
+        delegated.insert(
+            format!("_:del{}", event.index),
+            json!({"prov:delegate": registry_agent, "prov:responsible": agent, "prov:activity": activity}),
+        );
+        registered_by.insert(id.clone(), activity);
+    }
+    for (n, link) in graph.links.iter().enumerate() {
+        let mut relation = json!({
+            "prov:generatedEntity": format!("content:{}", link.child_id),
+            "prov:usedEntity": format!("content:{}", link.parent_id),
+        });
+        if let Some(activity) = registered_by.get(&link.child_id) {
+            relation["prov:activity"] = json!(activity);
+        }
+        derived.insert(format!("_:der{n}"), relation);
+    }
+    let holders = state
+        .registry
+        .holders(content_id, None)
+        .await?
+        .map(|h| h.holders)
+        .unwrap_or_default();
+    for (n, holder) in holders.iter().enumerate() {
+        let agent = party_agent(state, &holder.party_id, &mut agents).await?;
+        attributed.insert(
+            format!("_:att{n}"),
+            json!({"prov:entity": format!("content:{content_id}"), "prov:agent": agent,
+                "provreg:shareBp": {"$": holder.share_bp.to_string(), "type": "xsd:int"}}),
+        );
+    }
+    let mut document = json!({
+        "prefix": {
+            "provreg": "urn:provreg:",
+            "content": "urn:provreg:content:",
+            "party": "urn:provreg:party:",
+            "entry": "urn:provreg:entry:",
+        },
+        "entity": entities,
+        "activity": activities,
+        "agent": agents,
+        "wasGeneratedBy": generated,
+        "actedOnBehalfOf": delegated,
+    });
+    for (name, relations) in [("wasDerivedFrom", derived), ("wasAttributedTo", attributed)] {
+        if !relations.is_empty() {
+            document[name] = Value::Object(relations);
+        }
+    }
+    Ok(ProvenanceAnswer {
+        content_id: content_id.to_owned(),
+        document,
+        evidence: graph.evidence,
+    })
+}
+
+/// The agent of registrant or holder `who` (a party id, or `operator`),
+/// added to `agents` with its name; its qualified name.
+async fn party_agent(
+    state: &AppState,
+    who: &str,
+    agents: &mut serde_json::Map<String, serde_json::Value>,
+) -> ApiResult<String> {
+    use serde_json::json;
+    if !registry::intent::is_valid_id(who) {
+        let id = "provreg:operator".to_owned();
+        agents.entry(id.clone()).or_insert_with(|| {
+            json!({"prov:type": {"$": "prov:Organization", "type": "prov:QUALIFIED_NAME"},
+                "prov:label": "the operator of the registering node"})
+        });
+        return Ok(id);
+    }
+    let id = format!("party:{who}");
+    if !agents.contains_key(&id) {
+        let name = state
+            .registry
+            .party(who)
+            .await?
+            .map(|p| p.party.name)
+            .unwrap_or_default();
+        agents.insert(
+            id.clone(),
+            json!({"prov:type": {"$": "prov:Organization", "type": "prov:QUALIFIED_NAME"},
+                "prov:label": name}),
+        );
+    }
+    Ok(id)
+}

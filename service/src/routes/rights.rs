@@ -46,6 +46,10 @@ pub(super) fn router() -> Router<AppState> {
             "/v1/content/{content_id}/derivations",
             get(get_content_derivations),
         )
+        .route(
+            "/v1/content/{content_id}/provenance",
+            get(get_content_provenance),
+        )
         .route("/v1/parties/{party_id}/holdings", get(get_party_holdings))
         .route("/v1/parties/{party_id}/licences", get(get_party_licences))
 }
@@ -119,6 +123,41 @@ async fn get_content_derivations(
     let consistency = prepare_read(&state, query.consistency).await?;
     let answer = provenance::derivations(&state, &content_id).await?;
     Ok((consistency, Json(answer)))
+}
+
+#[derive(Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+enum ProvenanceFormat {
+    #[default]
+    Json,
+    ProvJson,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProvenanceQuery {
+    #[serde(default)]
+    format: ProvenanceFormat,
+    #[serde(default)]
+    consistency: Consistency,
+}
+
+/// The item's provenance as a W3C PROV-JSON document, with the
+/// registrations it rests on proven; `?format=prov-json` answers the
+/// document alone.
+async fn get_content_provenance(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<ProvenanceQuery>, QueryRejection>,
+) -> ApiResult<axum::response::Response> {
+    let content_id = content_id(path)?;
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let consistency = prepare_read(&state, query.consistency).await?;
+    let answer = provenance::provenance(&state, &content_id).await?;
+    Ok(match query.format {
+        ProvenanceFormat::Json => (consistency, Json(answer)).into_response(),
+        ProvenanceFormat::ProvJson => (consistency, Json(answer.document)).into_response(),
+    })
 }
 
 #[derive(Deserialize)]

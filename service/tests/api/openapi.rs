@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use crate::support::{TestApp, media};
 
 /// The operations the API has, each named after its handler.
-const OPERATION_IDS: [&str; 30] = [
+const OPERATION_IDS: [&str; 31] = [
     "post_content",
     "post_content_batch",
     "post_learner",
@@ -47,6 +47,7 @@ const OPERATION_IDS: [&str; 30] = [
     "get_content_derivations",
     "get_party_holdings",
     "get_party_licences",
+    "get_content_provenance",
 ];
 
 /// Operations whose success needs a second node (a node to add or to
