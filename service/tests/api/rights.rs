@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{TestApp, answer, in_seconds, key_pair, signed_body};
+use crate::support::{Database, TestApp, answer, in_seconds, key_pair, signed_body};
 
 /// Registers a party with `roles` and the key of `seed`; (id, token).
 async fn party(app: &TestApp, name: &str, roles: &[&str], seed: u8) -> (String, String) {
@@ -68,8 +68,18 @@ fn verified_types(answer: &Value, key: &str) -> Vec<String> {
 /// with their own problem type, and none appends anything.
 #[tokio::test]
 async fn transfers_and_holders() {
+    for mut kind in Database::each_kind(1).await {
+        let database = kind.remove(0);
+        transfers_and_holders_on(&database).await;
+        database.drop_db().await;
+    }
+}
+
+async fn transfers_and_holders_on(database: &Database) {
     let dir = tempfile::tempdir().unwrap();
-    let app = TestApp::start(dir.path()).await;
+    let flags = database.flags();
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let mut app = TestApp::start_with(dir.path(), &flags).await;
     let key = app.key().await;
     let log = origin(&app).await;
     let (broadcaster, token) = party(&app, "Channel One", &["broadcaster"], 21).await;
@@ -262,6 +272,7 @@ async fn transfers_and_holders() {
     })
     .unwrap();
     assert!(summary.starts_with("OK: 2 events"), "{summary}");
+    app.kill();
 }
 
 /// Uploads `bytes` as `token` with `metadata`; the 201 body.
@@ -298,8 +309,18 @@ async fn upload_with(app: &TestApp, token: &str, bytes: &[u8], metadata: Value) 
 /// same after a restart.
 #[tokio::test]
 async fn provenance_queries_and_rebuild() {
+    for mut kind in Database::each_kind(1).await {
+        let database = kind.remove(0);
+        provenance_queries_and_rebuild_on(&database).await;
+        database.drop_db().await;
+    }
+}
+
+async fn provenance_queries_and_rebuild_on(database: &Database) {
     let dir = tempfile::tempdir().unwrap();
-    let mut app = TestApp::start(dir.path()).await;
+    let flags = database.flags();
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let mut app = TestApp::start_with(dir.path(), &flags).await;
     let key = app.key().await;
     let log = origin(&app).await;
     let (broadcaster, token) = party(&app, "Channel One", &["broadcaster"], 41).await;
@@ -439,16 +460,19 @@ async fn provenance_queries_and_rebuild() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_provreg"))
         .args(["rebuild", "--data-dir"])
         .arg(dir.path())
+        .args(&flags)
+        .env_remove("PROVREG_DATABASE_URL")
         .output()
         .unwrap();
     assert!(output.status.success(), "{output:?}");
     let said = String::from_utf8_lossy(&output.stdout);
     assert!(said.starts_with("OK: rebuilt"), "{said}");
-    let app = TestApp::start(dir.path()).await;
+    let mut app = TestApp::start_with(dir.path(), &flags).await;
     for (query, before) in queries.iter().zip(before) {
         let (_, body) = app.get_json(query).await;
         assert_eq!(strip_evidence(body), before, "{query}");
     }
+    app.kill();
 }
 
 /// An answer without its evidence, whose checkpoint a restart re-signs.

@@ -3,13 +3,19 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{NodeDir, TestApp, answer, in_seconds, key_pair, signed_body, write_secret};
+use crate::support::{
+    Database, NodeDir, TestApp, answer, in_seconds, key_pair, signed_body, write_secret,
+};
 
 /// A started three-voter cluster.
-async fn three_nodes(secret: &std::path::Path, nodes: &[NodeDir]) -> Vec<TestApp> {
-    let n1 = nodes[0].start(secret, false).await;
-    let n2 = nodes[1].start(secret, true).await;
-    let n3 = nodes[2].start(secret, true).await;
+async fn three_nodes(
+    secret: &std::path::Path,
+    nodes: &[NodeDir],
+    databases: &[Database],
+) -> Vec<TestApp> {
+    let n1 = nodes[0].start_on(secret, false, &databases[0]).await;
+    let n2 = nodes[1].start_on(secret, true, &databases[1]).await;
+    let n3 = nodes[2].start_on(secret, true, &databases[2]).await;
     for (id, node) in [(2, &nodes[1]), (3, &nodes[2])] {
         let (status, body) = n1
             .post_json(
@@ -84,10 +90,19 @@ fn ids(list: &Value) -> Vec<String> {
 /// goes through a different node of three.
 #[tokio::test]
 async fn a_rights_workflow_on_three_nodes() {
+    for databases in Database::each_kind(3).await {
+        a_rights_workflow_on(&databases).await;
+        for database in databases {
+            database.drop_db().await;
+        }
+    }
+}
+
+async fn a_rights_workflow_on(databases: &[Database]) {
     let secrets = tempfile::tempdir().unwrap();
     let secret = write_secret(secrets.path(), "secret", "a rights workflow on three nodes");
     let dirs: Vec<NodeDir> = (1..=3).map(NodeDir::new).collect();
-    let nodes = three_nodes(&secret, &dirs).await;
+    let mut nodes = three_nodes(&secret, &dirs, databases).await;
     let node = |i: usize| &nodes[i % 3];
     let log = node(0)
         .get_text("/v1/log/checkpoint")
@@ -328,4 +343,7 @@ async fn a_rights_workflow_on_three_nodes() {
         ]
     );
     assert_eq!(proven(node(2), &history).await, types);
+    for node in &mut nodes {
+        node.kill();
+    }
 }

@@ -295,7 +295,13 @@ impl NodeDir {
 
     /// Starts (or starts again) this node's process.
     pub async fn start(&self, secret: &Path, join: bool) -> TestApp {
-        let flags = self.flags(secret, join);
+        self.start_on(secret, join, &Database::Sqlite).await
+    }
+
+    /// [`NodeDir::start`] on `database`.
+    pub async fn start_on(&self, secret: &Path, join: bool, database: &Database) -> TestApp {
+        let mut flags = self.flags(secret, join);
+        flags.extend(database.flags());
         let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
         TestApp::start_with(self.dir.path(), &flags).await
     }
@@ -382,3 +388,84 @@ pub fn in_seconds(seconds: i64) -> String {
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap()
 }
+
+/// Where a test node keeps its registry: SQLite in its data directory (the
+/// default), or a PostgreSQL database of its own.
+pub enum Database {
+    /// SQLite in the data directory.
+    Sqlite,
+    /// A fresh PostgreSQL database, dropped by [`Database::drop_db`].
+    Postgres {
+        /// The server's URL as `DATABASE_URL` gives it.
+        admin_url: String,
+        /// The database's name.
+        name: String,
+    },
+}
+
+impl Database {
+    /// SQLite, and also a fresh PostgreSQL database when `DATABASE_URL` is
+    /// set (`count` of each kind, for as many nodes): the rights tests run
+    /// against both.
+    pub async fn each_kind(count: usize) -> Vec<Vec<Database>> {
+        let mut kinds = vec![(0..count).map(|_| Database::Sqlite).collect()];
+        let Ok(admin_url) = std::env::var("DATABASE_URL") else {
+            println!("skipping PostgreSQL: DATABASE_URL is not set");
+            return kinds;
+        };
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&admin_url).await.unwrap();
+        let mut postgres = Vec::new();
+        for _ in 0..count {
+            let name = format!(
+                "provreg_api_{}_{}",
+                std::process::id(),
+                DATABASES.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            );
+            sqlx::query(&format!("create database {name}"))
+                .execute(&pool)
+                .await
+                .unwrap();
+            postgres.push(Database::Postgres {
+                admin_url: admin_url.clone(),
+                name,
+            });
+        }
+        pool.close().await;
+        kinds.push(postgres);
+        kinds
+    }
+
+    /// The `serve` flags that select it.
+    pub fn flags(&self) -> Vec<String> {
+        match self {
+            Database::Sqlite => Vec::new(),
+            Database::Postgres { admin_url, name } => {
+                let (base, query) = match admin_url.split_once('?') {
+                    Some((base, query)) => (base, Some(query)),
+                    None => (admin_url.as_str(), None),
+                };
+                let server = base.rsplit_once('/').map_or(base, |(server, _)| server);
+                let url = match query {
+                    Some(query) => format!("{server}/{name}?{query}"),
+                    None => format!("{server}/{name}"),
+                };
+                vec!["--database-url".to_owned(), url]
+            }
+        }
+    }
+
+    /// Drops a PostgreSQL database; call once its nodes are stopped.
+    pub async fn drop_db(self) {
+        if let Database::Postgres { admin_url, name } = self {
+            let pool = sqlx::AnyPool::connect(&admin_url).await.unwrap();
+            sqlx::query(&format!("drop database if exists {name} with (force)"))
+                .execute(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+        }
+    }
+}
+
+static DATABASES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
