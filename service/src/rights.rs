@@ -727,9 +727,18 @@ pub async fn odrl(state: &AppState, record: &LicenceRecord) -> ApiResult<serde_j
         "action": "use",
         "constraint": constraints,
     });
-    if record.revoked_index.is_some() {
-        // A revoked licence permits nothing; say so rather than omit it.
-        permission["duty"] = json!([]);
+    if let Some(revoked) = record.revoked_index {
+        // A revocation ends the permission at its instant, whatever dates
+        // the term names: one more dateTime bound, which ODRL combines
+        // with the others.
+        let entry = state.registry.entry(revoked).await?.ok_or_else(|| {
+            ApiError::Internal(anyhow::anyhow!("a licence's revocation leaf vanished"))
+        })?;
+        let revoked_at = LedgerEntry::from_leaf(&entry.leaf)?.timestamp().to_owned();
+        if let Some(constraints) = permission["constraint"].as_array_mut() {
+            constraints.push(json!({"leftOperand": "dateTime", "operator": "lt",
+                "rightOperand": {"@value": revoked_at, "@type": "xsd:dateTime"}}));
+        }
     }
     let mut agreement = json!({
         "@context": "http://www.w3.org/ns/odrl.jsonld",

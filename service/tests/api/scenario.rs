@@ -300,6 +300,21 @@ async fn a_rights_workflow_on(databases: &[Database]) {
         proven(node(2), &shown).await,
         ["licence.sublicensed", "licence.revoked"]
     );
+    // As ODRL, the revoked licence's permission ends at the revocation.
+    let (status, odrl) = node(0)
+        .get_json(&format!("/v1/licences/{licence}?format=odrl"))
+        .await;
+    assert_eq!(status, 200, "{odrl}");
+    let revoked_index = revoked["ledger"]["index"].as_u64().unwrap();
+    let (_, entry) = node(0)
+        .get_json(&format!("/v1/log/entries/{revoked_index}"))
+        .await;
+    let constraints = odrl["permission"][0]["constraint"].as_array().unwrap();
+    assert_eq!(
+        constraints.last().unwrap(),
+        &json!({"leftOperand": "dateTime", "operator": "lt",
+            "rightOperand": {"@value": entry["entry"]["revoked_at"], "@type": "xsd:dateTime"}})
+    );
     // What held before the revocation still shows at an earlier instant.
     let before = gifted["ledger"]["index"].as_u64().unwrap();
     let (_, entry) = node(0).get_json(&format!("/v1/log/entries/{before}")).await;
