@@ -22,8 +22,8 @@ pub const ENTRY_VERSION: u32 = 1;
 /// The entry types this build can apply, as a level recorded for each node
 /// in the ledger: 1 knows content registrations; 2 adds the cluster's own
 /// entries (formation, nodes added and removed, membership approvals) and
-/// claims by hash; 3 adds parties; 4 adds transfers of ownership and
-/// licences. A type is proposed only once every
+/// claims by hash; 3 adds parties; 4 adds transfers of ownership,
+/// licences, and raising a node's recorded level (`node.upgraded`). A type is proposed only once every
 /// voter's recorded level covers it ([`EntryBody::feature_level`]), so no
 /// voter meets an entry its build cannot apply.
 pub const FEATURE_LEVEL: u32 = 4;
@@ -65,6 +65,10 @@ pub enum EntryBody {
     /// A voter's operator approved a change of the voters.
     #[serde(rename = "membership.approved")]
     MembershipApproved(MembershipApproved),
+    /// A node now runs a build of a higher feature level, on its own
+    /// signed claim.
+    #[serde(rename = "node.upgraded")]
+    NodeUpgraded(NodeUpgraded),
     /// A party was registered, with the key that signs its intents.
     #[serde(rename = "party.registered")]
     PartyRegistered(PartyRegistered),
@@ -104,7 +108,8 @@ impl EntryBody {
             | EntryBody::LicenceGranted(_)
             | EntryBody::LicenceSublicensed(_)
             | EntryBody::LicenceTransferred(_)
-            | EntryBody::LicenceRevoked(_) => 4,
+            | EntryBody::LicenceRevoked(_)
+            | EntryBody::NodeUpgraded(_) => 4,
         }
     }
 }
@@ -256,6 +261,30 @@ pub struct MembershipApproved {
     pub recorded_at: String,
     /// The approval, exactly as its node signed it.
     pub approval: Approval,
+}
+
+/// `node.upgraded`: a member's recorded feature level raised to what its
+/// build now knows. Proposed by the leader only once every member answered,
+/// over authenticated peer RPC, that it runs a build of at least the level
+/// that introduced this entry type; `signature` is the node's own claim
+/// ([`level_claim_message`]), so the log shows it was the node that said so.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeUpgraded {
+    /// When it was recorded, RFC 3339 UTC.
+    pub upgraded_at: String,
+    /// The node.
+    pub node_id: u64,
+    /// The [`FEATURE_LEVEL`] of its build, above the one recorded.
+    pub feature_level: u32,
+    /// Ed25519 signature by the node's recorded key over
+    /// [`level_claim_message`], standard base64.
+    pub signature: String,
+}
+
+/// The message a node signs to claim that its build has `feature_level`.
+pub fn level_claim_message(cluster_id: &str, node_id: u64, feature_level: u32) -> String {
+    format!("provreg-feature-level:v1\n{cluster_id}\n{node_id}\n{feature_level}")
 }
 
 /// A voter's approval of one change of the voters, signed with its node
@@ -449,6 +478,7 @@ pub const KNOWN_ENTRY_TYPES: &[&str] = &[
     "node.added",
     "node.removed",
     "membership.approved",
+    "node.upgraded",
     "party.registered",
     "party.key_rotated",
     "content.transferred",
@@ -483,6 +513,7 @@ impl LedgerEntry {
             EntryBody::NodeAdded(added) => &added.added_at,
             EntryBody::NodeRemoved(removed) => &removed.removed_at,
             EntryBody::MembershipApproved(approved) => &approved.recorded_at,
+            EntryBody::NodeUpgraded(upgraded) => &upgraded.upgraded_at,
             EntryBody::PartyRegistered(party) => &party.registered_at,
             EntryBody::PartyKeyRotated(rotated) => &rotated.rotated_at,
             EntryBody::ContentTransferred(transferred) => &transferred.transferred_at,
@@ -503,6 +534,7 @@ impl LedgerEntry {
             EntryBody::NodeAdded(_) => "node.added",
             EntryBody::NodeRemoved(_) => "node.removed",
             EntryBody::MembershipApproved(_) => "membership.approved",
+            EntryBody::NodeUpgraded(_) => "node.upgraded",
             EntryBody::PartyRegistered(_) => "party.registered",
             EntryBody::PartyKeyRotated(_) => "party.key_rotated",
             EntryBody::ContentTransferred(_) => "content.transferred",

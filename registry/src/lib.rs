@@ -35,7 +35,8 @@ mod store;
 pub use entry::{
     ApplyOutcome, Approval, ClaimedIscc, ClusterFormed, ContentClaim, ContentRegistration,
     EntryBody, FEATURE_LEVEL, FingerprintedBy, Holder, IsccCodes, LedgerEntry, MembershipApproved,
-    Metadata, NodeAdded, NodeRecord, NodeRemoved, Prints, Rejection, is_lower_hex_sha256,
+    Metadata, NodeAdded, NodeRecord, NodeRemoved, NodeUpgraded, Prints, Rejection,
+    is_lower_hex_sha256, level_claim_message,
 };
 pub use error::{RegistryError, Result};
 pub use intent::{IntentKind, IntentReason, SignedIntent, SignerKey};

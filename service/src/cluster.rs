@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 
 use raft_store::ProposedLeaf;
 use registry::{
-    ApplyOutcome, Approval, ClusterFormed, EntryBody, FEATURE_LEVEL, LedgerEntry,
-    MembershipApproved, NodeAdded, NodeRecord, NodeRemoved, Rejection,
+    ApplyOutcome, Approval, ClusterFormed, EntryBody, LedgerEntry, MembershipApproved, NodeAdded,
+    NodeRecord, NodeRemoved, Rejection,
 };
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -490,7 +490,7 @@ pub async fn record_self(state: &AppState) -> anyhow::Result<()> {
         address: state.peers.advertise.clone().unwrap_or_default(),
         node_key: state.peers.public_key().to_owned(),
         checkpoint_key: signer.verifier_key(),
-        feature_level: FEATURE_LEVEL,
+        feature_level: state.peers.feature_level,
     };
     let empty = state.registry.tree_size().await? == 0;
     let cluster = record.clone();
@@ -515,6 +515,86 @@ pub async fn record_self(state: &AppState) -> anyhow::Result<()> {
         ledger.index = index,
         "Recorded this node and its keys in the ledger."
     );
+    Ok(())
+}
+
+/// The feature level that introduced `node.upgraded`.
+const UPGRADE_FEATURE_LEVEL: u32 = 4;
+
+/// Raises members' recorded feature levels to what they claim, if this
+/// node leads. The claims are asked of every member (voters and learners,
+/// which apply every entry too) over the authenticated peer channel, and
+/// `node.upgraded` is proposed only once every one of them answers with at
+/// least the level that introduced it: a member whose build did not know
+/// the entry type would stop at it. Each entry carries the member's own
+/// signed claim, which apply checks against its recorded key.
+pub async fn raise_levels(state: &AppState) -> anyhow::Result<()> {
+    if !is_leader(state) {
+        return Ok(());
+    }
+    let view = state.node.cluster();
+    let recorded = state.registry.recorded_nodes().await?;
+    let recorded_level = |id: u64| {
+        recorded
+            .iter()
+            .find(|n| n.record.node_id == id && !n.removed)
+            .map(|n| n.record.feature_level)
+    };
+    let members: Vec<u64> = view.voters.iter().chain(&view.learners).copied().collect();
+    // Only when some member may be behind this node's own level: a member
+    // ahead of it needs nothing this build can record.
+    if members
+        .iter()
+        .all(|&id| recorded_level(id).is_some_and(|l| l >= state.peers.feature_level))
+    {
+        return Ok(());
+    }
+    let mut claims = Vec::with_capacity(members.len());
+    for &id in &members {
+        let claim = if id == state.node.node_id() {
+            state.peers.level_claim()
+        } else {
+            let Some(addr) = view
+                .nodes
+                .iter()
+                .find(|n| n.node_id == id)
+                .map(|n| n.address.clone())
+            else {
+                return Ok(());
+            };
+            match state.peers.ask_level(id, &addr).await {
+                Ok(claim) => Some(claim),
+                Err(e) => {
+                    tracing::debug!(node.id = id, error = %e, "A member did not say its level; trying later.");
+                    None
+                }
+            }
+        };
+        match claim {
+            Some(claim) if claim.feature_level >= UPGRADE_FEATURE_LEVEL => claims.push(claim),
+            _ => return Ok(()),
+        }
+    }
+    for claim in claims {
+        if recorded_level(claim.node_id).is_some_and(|l| l < claim.feature_level) {
+            let index = append(state, move |at| {
+                EntryBody::NodeUpgraded(registry::NodeUpgraded {
+                    upgraded_at: at,
+                    node_id: claim.node_id,
+                    feature_level: claim.feature_level,
+                    signature: claim.signature.clone(),
+                })
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("recording node {}'s level: {e}", claim.node_id))?;
+            tracing::info!(
+                node.id = claim.node_id,
+                feature_level = claim.feature_level,
+                ledger.index = index,
+                "Recorded a member's new feature level."
+            );
+        }
+    }
     Ok(())
 }
 

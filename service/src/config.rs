@@ -57,6 +57,14 @@ pub struct ServeArgs {
     #[arg(long, env = "PROVREG_NODE_ID", default_value_t = 1)]
     pub node_id: u64,
 
+    /// The highest feature level this node claims (by default its build's):
+    /// entry types above the lowest level any member claims stay off. An
+    /// institution that wants to try a new build before the cluster uses
+    /// its new entry types holds it back with this, and raises it later;
+    /// the leader then records the new level in the ledger.
+    #[arg(long, env = "PROVREG_MAX_FEATURE_LEVEL")]
+    pub max_feature_level: Option<u32>,
+
     /// Address and port of the node-to-node listener (Raft, forwarded
     /// writes, read index). Separate from --listen so that it can be
     /// firewalled to the other institutions and is never subject to the
@@ -339,6 +347,14 @@ impl ServeArgs {
         if self.snapshot_every < 10 {
             bail!("--snapshot-every (PROVREG_SNAPSHOT_EVERY) must be 10 or more");
         }
+        if let Some(level) = self.max_feature_level
+            && !(1..=registry::FEATURE_LEVEL).contains(&level)
+        {
+            bail!(
+                "--max-feature-level (PROVREG_MAX_FEATURE_LEVEL) must be 1 to {}, this build's level",
+                registry::FEATURE_LEVEL
+            );
+        }
         if self.node_id == 0 {
             bail!("--node-id (PROVREG_NODE_ID) must be 1 or more");
         }
@@ -427,6 +443,11 @@ impl ServeArgs {
     /// The database URL in effect.
     pub fn database_url(&self) -> String {
         database_url(&self.data_dir, self.database_url.as_deref())
+    }
+
+    /// The feature level this node claims.
+    pub fn feature_level(&self) -> u32 {
+        self.max_feature_level.unwrap_or(registry::FEATURE_LEVEL)
     }
 }
 

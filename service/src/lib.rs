@@ -168,6 +168,7 @@ pub async fn run(
         args.peer_tls_ca.as_deref(),
         args.advertise.clone(),
         args.data_dir.clone(),
+        args.feature_level(),
     )?;
     let node = RaftNode::start(
         NodeConfig {
@@ -358,6 +359,9 @@ async fn leader_duties(state: AppState, mut stop: tokio::sync::watch::Receiver<b
         }
         if let Err(e) = cluster::record_self(&state).await {
             tracing::warn!(error = %e, "Could not record this node in the ledger.");
+        }
+        if let Err(e) = cluster::raise_levels(&state).await {
+            tracing::warn!(error = %e, "Could not raise the members' recorded feature levels.");
         }
     }
 }

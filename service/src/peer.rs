@@ -77,6 +77,9 @@ pub struct Peers {
     data_dir: PathBuf,
     /// This node's advertised peer URL, if it has a peer listener.
     pub advertise: Option<String>,
+    /// The feature level this node claims (`--max-feature-level`, or its
+    /// build's).
+    pub feature_level: u32,
 }
 
 impl std::fmt::Debug for Peers {
@@ -201,6 +204,7 @@ impl Peers {
         tls_ca: Option<&std::path::Path>,
         advertise: Option<String>,
         data_dir: PathBuf,
+        feature_level: u32,
     ) -> anyhow::Result<Arc<Self>> {
         let key = Ed25519KeyPair::from_pkcs8(&identity.node_pkcs8)
             .map_err(|e| anyhow::anyhow!("the node key does not load: {e}"))?;
@@ -242,6 +246,7 @@ impl Peers {
             http,
             data_dir,
             advertise,
+            feature_level,
         };
         Ok(Arc::new(peers))
     }
@@ -251,6 +256,46 @@ impl Peers {
         // Set once at start-up; a second call would be a bug, and keeping
         // the first node is the safe reaction.
         let _ = self.node.set(node);
+    }
+
+    /// This node's signed claim of its feature level, once it belongs to a
+    /// cluster.
+    pub fn level_claim(&self) -> Option<LevelClaim> {
+        let record = self.record()?;
+        let message =
+            registry::level_claim_message(&record.cluster_id, self.node_id, self.feature_level);
+        Some(LevelClaim {
+            node_id: self.node_id,
+            feature_level: self.feature_level,
+            signature: BASE64_STANDARD.encode(self.key.sign(message.as_bytes())),
+        })
+    }
+
+    /// Asks member `target` at `addr` for its level claim, over the
+    /// authenticated peer channel.
+    pub async fn ask_level(&self, target: u64, addr: &str) -> anyhow::Result<LevelClaim> {
+        let (status, body) = self
+            .send(
+                target,
+                addr,
+                reqwest::Method::GET,
+                "/v1/raft/node/level",
+                Vec::new(),
+                Duration::from_secs(5),
+            )
+            .await?;
+        anyhow::ensure!(
+            status.is_success(),
+            "node {target} answered {status} for its level"
+        );
+        let claim: LevelClaim =
+            serde_json::from_slice(&body).context("a level claim that does not decode")?;
+        anyhow::ensure!(
+            claim.node_id == target,
+            "node {target} sent node {}'s level claim",
+            claim.node_id
+        );
+        Ok(claim)
     }
 
     /// Signs a membership approval with this node's key.
@@ -676,7 +721,7 @@ impl Peers {
             node_id: self.node_id,
             node_key: self.public_key.clone(),
             checkpoint_key: self.signer().map(|s| s.verifier_key()),
-            feature_level: registry::FEATURE_LEVEL,
+            feature_level: self.feature_level,
         };
         serde_json::to_vec(&reply).map_err(|e| Refusal {
             status: StatusCode::INTERNAL_SERVER_ERROR,
@@ -701,6 +746,18 @@ fn admit_reply_message(nonce: &str, body: &[u8]) -> Vec<u8> {
         body,
     ]
     .concat()
+}
+
+/// A node's claim of the feature level its build runs at, signed with its
+/// node key over [`registry::level_claim_message`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LevelClaim {
+    /// The node.
+    pub node_id: u64,
+    /// The level it claims.
+    pub feature_level: u32,
+    /// Its signature, standard base64.
+    pub signature: String,
 }
 
 /// What the cluster tells a node it admits.

@@ -99,6 +99,32 @@ pub(super) async fn check(
             }
             Ok(None)
         }
+        EntryBody::NodeUpgraded(upgraded) => {
+            let invalid = |detail: String| Ok(Some(Rejection::InvalidApproval { detail }));
+            let Some(node) = node(conn, upgraded.node_id).await?.filter(|n| !n.removed) else {
+                return Ok(Some(Rejection::UnknownNode {
+                    node_id: upgraded.node_id,
+                }));
+            };
+            if upgraded.feature_level <= node.record.feature_level {
+                return invalid(format!(
+                    "node {} is recorded at feature level {} already",
+                    upgraded.node_id, node.record.feature_level
+                ));
+            }
+            let Some(cluster) = cluster_id(conn).await? else {
+                return invalid("the ledger records no cluster.formed".into());
+            };
+            let message =
+                crate::level_claim_message(&cluster, upgraded.node_id, upgraded.feature_level);
+            if !verify_signature(&node.record.node_key, &upgraded.signature, &message) {
+                return invalid(format!(
+                    "the level claim does not verify with node {}'s recorded key",
+                    upgraded.node_id
+                ));
+            }
+            Ok(None)
+        }
         // Not a cluster entry: nothing of the cluster's to check.
         _ => Ok(None),
     }
@@ -118,14 +144,20 @@ fn check_record(record: &NodeRecord) -> Option<Rejection> {
 
 /// Whether `approval` carries a valid signature by `node_key`.
 pub fn verify_approval(approval: &Approval, node_key: &str) -> bool {
+    verify_signature(node_key, &approval.signature, &approval.signed_message())
+}
+
+/// Whether `signature` (base64) by `node_key` (base64) verifies over
+/// `message`.
+fn verify_signature(node_key: &str, signature: &str, message: &str) -> bool {
     let (Ok(key), Ok(signature)) = (
         BASE64_STANDARD.decode(node_key),
-        BASE64_STANDARD.decode(&approval.signature),
+        BASE64_STANDARD.decode(signature),
     ) else {
         return false;
     };
     UnparsedPublicKey::new(&ED25519, key)
-        .verify(approval.signed_message().as_bytes(), &signature)
+        .verify(message.as_bytes(), &signature)
         .is_ok()
 }
 
@@ -160,6 +192,13 @@ pub(super) async fn index(conn: &mut AnyConnection, index: u64, entry: &LedgerEn
             .bind(&approval.approved_at)
             .execute(&mut *conn)
             .await?;
+        }
+        EntryBody::NodeUpgraded(upgraded) => {
+            sqlx::query("update cluster_node set feature_level = $1 where node_id = $2")
+                .bind(i64::from(upgraded.feature_level))
+                .bind(to_i64(upgraded.node_id)?)
+                .execute(&mut *conn)
+                .await?;
         }
         // Not a cluster entry: nothing of the cluster's to index.
         _ => {}

@@ -85,6 +85,7 @@ async fn project(conn: &mut AnyConnection, index: u64, entry: &LedgerEntry) -> R
         | EntryBody::NodeAdded(_)
         | EntryBody::NodeRemoved(_)
         | EntryBody::MembershipApproved(_)
+        | EntryBody::NodeUpgraded(_)
         | EntryBody::PartyRegistered(_) => Ok(()),
     }
 }

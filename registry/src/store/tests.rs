@@ -1089,3 +1089,73 @@ pub(crate) fn outcome_names(outcomes: &[ApplyOutcome]) -> Vec<String> {
         })
         .collect()
 }
+
+/// A node's recorded level rises on its own signed claim, and only then:
+/// a claim not above the recorded level, signed by another key, or for a
+/// node that is not a member is refused, and changes nothing.
+#[tokio::test]
+async fn node_levels_rise_on_signed_claims() {
+    use base64::Engine;
+    let key = pair(7);
+    let mut founder = node_record(1, &key);
+    founder.feature_level = 3;
+    let cluster_id = "0192f0c1-0000-7000-8000-0000000000c1";
+    let formed = LedgerEntry::new(EntryBody::ClusterFormed(crate::ClusterFormed {
+        formed_at: "2026-11-21T12:00:00Z".into(),
+        cluster_id: cluster_id.into(),
+        origin: LOG.into(),
+        founder,
+    }));
+    let claim = |node_id: u64, level: u32, by: &ring::signature::Ed25519KeyPair| {
+        let message = crate::level_claim_message(cluster_id, node_id, level);
+        LedgerEntry::new(EntryBody::NodeUpgraded(crate::NodeUpgraded {
+            upgraded_at: "2026-11-21T12:00:01Z".into(),
+            node_id,
+            feature_level: level,
+            signature: base64::prelude::BASE64_STANDARD.encode(by.sign(message.as_bytes())),
+        }))
+    };
+    for (reg, db) in backends().await {
+        let outcomes = apply_all(
+            &reg,
+            &[
+                formed.clone(),
+                claim(1, 3, &key),
+                claim(1, 4, &pair(8)),
+                claim(2, 4, &key),
+                claim(1, 4, &key),
+            ],
+        )
+        .await;
+        assert!(
+            matches!(
+                outcomes[1],
+                ApplyOutcome::Rejected(Rejection::InvalidApproval { .. })
+            ),
+            "{:?}",
+            outcomes[1]
+        );
+        assert!(
+            matches!(
+                outcomes[2],
+                ApplyOutcome::Rejected(Rejection::InvalidApproval { .. })
+            ),
+            "{:?}",
+            outcomes[2]
+        );
+        assert_eq!(
+            outcomes[3],
+            ApplyOutcome::Rejected(Rejection::UnknownNode { node_id: 2 })
+        );
+        assert_eq!(
+            outcomes[4],
+            ApplyOutcome::Appended {
+                index: 1,
+                tree_size: 2
+            }
+        );
+        let nodes = reg.recorded_nodes().await.unwrap();
+        assert_eq!(nodes[0].record.feature_level, 4);
+        db.drop_db().await;
+    }
+}

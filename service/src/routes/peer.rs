@@ -23,6 +23,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/raft/cluster/membership", post(post_membership))
         .route("/v1/raft/cluster/nodes/{node_id}", delete(delete_node))
         .route("/v1/raft/cluster/status", get(get_leader_view))
+        .route("/v1/raft/node/level", get(get_level))
         .fallback(|| async { ApiError::NotFound("no such peer endpoint".into()) })
         // The extractors' default of 2 MB is below a command's bound; the
         // authentication layer has read the body within the same bound.
@@ -38,6 +39,16 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/raft/admit", post(peer::post_admission))
         .with_state(state.peers.clone())
         .merge(authenticated)
+}
+
+/// This node's signed claim of its feature level, for the leader that
+/// records members' levels.
+async fn get_level(State(state): State<AppState>) -> ApiResult<Json<peer::LevelClaim>> {
+    state
+        .peers
+        .level_claim()
+        .map(Json)
+        .ok_or_else(|| ApiError::Unavailable("this node belongs to no cluster yet".into()))
 }
 
 /// A Raft message, a forwarded write or a read-index request.

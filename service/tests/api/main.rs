@@ -25,3 +25,4 @@ mod openapi;
 mod snapshots;
 mod support;
 mod tls;
+mod upgrade;

@@ -13,9 +13,15 @@ async fn three_nodes(
     nodes: &[NodeDir],
     databases: &[Database],
 ) -> Vec<TestApp> {
-    let n1 = nodes[0].start_on(secret, false, &databases[0]).await;
-    let n2 = nodes[1].start_on(secret, true, &databases[1]).await;
-    let n3 = nodes[2].start_on(secret, true, &databases[2]).await;
+    let n1 = nodes[0]
+        .start_with(secret, false, &databases[0].flags())
+        .await;
+    let n2 = nodes[1]
+        .start_with(secret, true, &databases[1].flags())
+        .await;
+    let n3 = nodes[2]
+        .start_with(secret, true, &databases[2].flags())
+        .await;
     for (id, node) in [(2, &nodes[1]), (3, &nodes[2])] {
         let (status, body) = n1
             .post_json(

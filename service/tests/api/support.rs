@@ -295,13 +295,13 @@ impl NodeDir {
 
     /// Starts (or starts again) this node's process.
     pub async fn start(&self, secret: &Path, join: bool) -> TestApp {
-        self.start_on(secret, join, &Database::Sqlite).await
+        self.start_with(secret, join, &[]).await
     }
 
-    /// [`NodeDir::start`] on `database`.
-    pub async fn start_on(&self, secret: &Path, join: bool, database: &Database) -> TestApp {
+    /// [`NodeDir::start`] with `extra` flags.
+    pub async fn start_with(&self, secret: &Path, join: bool, extra: &[String]) -> TestApp {
         let mut flags = self.flags(secret, join);
-        flags.extend(database.flags());
+        flags.extend_from_slice(extra);
         let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
         TestApp::start_with(self.dir.path(), &flags).await
     }
