@@ -217,6 +217,7 @@ pub async fn run(
         gates: Arc::new(Gates::new(&args.limits, upload_dir.clone())),
         upload_dir,
         limits: media_fingerprint::Limits::default(),
+        content_cache: Arc::default(),
     };
     if formed {
         // Before any other entry: the formation is the ledger's first leaf.

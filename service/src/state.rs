@@ -33,6 +33,8 @@ pub struct AppState {
     pub gates: Arc<Gates>,
     /// Decoding limits for fingerprinting.
     pub limits: media_fingerprint::Limits,
+    /// Answers of `GET /v1/content/{id}` already given.
+    pub content_cache: Arc<crate::views::ContentCache>,
 }
 
 impl AppState {

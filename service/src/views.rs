@@ -129,6 +129,36 @@ pub async fn content_by_sha256(
         .map(|c| ContentView::from_claim(c.claim, c.ledger_index)))
 }
 
+/// Answers of `GET /v1/content/{id}` as JSON bytes, by content id. A
+/// registration or claim never changes once applied (an upload of claimed
+/// bytes gets an id of its own), so an answer found once can be served
+/// again without reading the store or encoding it anew: the lookups that
+/// follow a registration, and re-reads by id, cost a hash lookup.
+pub struct ContentCache(quick_cache::sync::Cache<String, bytes::Bytes>);
+
+/// Answers kept at most: about 20 MiB at a typical 1 to 2 KiB each.
+const CONTENT_CACHE_ENTRIES: usize = 16_384;
+
+impl Default for ContentCache {
+    fn default() -> Self {
+        Self(quick_cache::sync::Cache::new(CONTENT_CACHE_ENTRIES))
+    }
+}
+
+impl ContentCache {
+    /// The answer for `content_id`, if one was given.
+    pub fn get(&self, content_id: &str) -> Option<bytes::Bytes> {
+        self.0.get(content_id)
+    }
+
+    /// The JSON of `content`, kept for later lookups of its id.
+    pub fn keep(&self, content: &ContentView) -> serde_json::Result<bytes::Bytes> {
+        let json = bytes::Bytes::from(serde_json::to_vec(content)?);
+        self.0.insert(content.content_id.clone(), json.clone());
+        Ok(json)
+    }
+}
+
 /// Everything needed to check offline that a leaf is in the log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LedgerReceipt {

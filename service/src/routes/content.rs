@@ -149,16 +149,43 @@ async fn get_content(
     // committed entries are applied: one found here is the latest state,
     // with no round trip to the leader. Only a miss needs one, as the entry
     // may be committed but not yet applied here.
+    let kind = match options.consistency {
+        Consistency::Linearizable => "linearizable",
+        Consistency::Local => "local",
+    };
+    if let Some(json) = state.content_cache.get(&id) {
+        return Ok(json_answer(kind, json));
+    }
     if options.consistency == Consistency::Linearizable
         && let Some(content) = views::content_by_id(&state.registry, &id).await?
     {
-        return Ok((linearizable(), Json(content)));
+        return Ok(json_answer(kind, keep(&state, &content)?));
     }
-    let consistency = prepare_read(&state, options.consistency).await?;
+    prepare_read(&state, options.consistency).await?;
     let content = views::content_by_id(&state.registry, &id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no content with id {id}")))?;
-    Ok((consistency, Json(content)))
+    Ok(json_answer(kind, keep(&state, &content)?))
+}
+
+/// The JSON of `content`, kept for the next lookup of its id.
+fn keep(state: &AppState, content: &views::ContentView) -> ApiResult<Bytes> {
+    state
+        .content_cache
+        .keep(content)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("encoding a content view: {e}")))
+}
+
+/// A 200 with a JSON body already encoded, saying which kind of read it is.
+fn json_answer(consistency: &'static str, json: Bytes) -> axum::response::Response {
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, "application/json"),
+            (HeaderName::from_static("provreg-consistency"), consistency),
+        ],
+        json,
+    )
+        .into_response()
 }
 
 #[derive(Deserialize)]
