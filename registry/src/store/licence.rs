@@ -46,8 +46,8 @@ pub struct LicenceRecord {
     /// The revocation (of it or of a licence it descends from) that ended
     /// it by the instant, if any.
     pub revoked_index: Option<u64>,
-    /// Its grant, the transfers of it and its revocation by the instant, in
-    /// ledger order.
+    /// Its grant, the transfers of it and its revocation by the instant,
+    /// and those of every licence it descends from, in ledger order.
     pub events: Vec<u64>,
 }
 
@@ -549,6 +549,39 @@ pub(super) async fn index_revoke(
     signed::mark_applied(conn, &revoked.intent_sha256, index).await
 }
 
+/// [`as_of`], with the events of the licences it descends from added to
+/// its own: a sublicence rests on its parent's grant (whose scope contains
+/// it) and on who held the parent when it was signed, so an auditor can
+/// check the chain from the evidence alone.
+async fn with_ancestry(
+    conn: &mut AnyConnection,
+    stored: Stored,
+    at: Option<i64>,
+) -> Result<Option<LicenceRecord>> {
+    let Some(mut record) = as_of(conn, stored, at).await? else {
+        return Ok(None);
+    };
+    let mut seen = BTreeSet::from([record.licence_id.clone()]);
+    let mut next = record.parent_licence_id.clone();
+    while let Some(parent_id) = next.take() {
+        if !seen.insert(parent_id.clone()) {
+            return Err(RegistryError::Corrupt(format!(
+                "licence {parent_id} descends from itself"
+            )));
+        }
+        let parent = licence(conn, &parent_id).await?.ok_or_else(|| {
+            RegistryError::Corrupt(format!("a sublicence's parent {parent_id} is missing"))
+        })?;
+        if let Some(parent) = as_of(conn, parent, at).await? {
+            record.events.extend(parent.events);
+            next = parent.parent_licence_id;
+        }
+    }
+    record.events.sort_unstable();
+    record.events.dedup();
+    Ok(Some(record))
+}
+
 /// A stored licence as it stood at instant `at` (microseconds; `None` for
 /// now), or `None` if it was not yet granted then.
 async fn as_of(
@@ -611,7 +644,7 @@ impl Registry {
         let Some(stored) = licence(&mut tx, licence_id).await? else {
             return Ok(None);
         };
-        let record = as_of(&mut tx, stored, at).await?;
+        let record = with_ancestry(&mut tx, stored, at).await?;
         let tree_size = super::apply::read_tree_size(&mut tx).await?;
         tx.commit().await?;
         Ok(record.map(|r| (r, tree_size)))
@@ -631,7 +664,7 @@ impl Registry {
         }
         let mut licences = Vec::new();
         for stored in licences_of(&mut tx, content_id).await? {
-            licences.extend(as_of(&mut tx, stored, at).await?);
+            licences.extend(with_ancestry(&mut tx, stored, at).await?);
         }
         let tree_size = super::apply::read_tree_size(&mut tx).await?;
         tx.commit().await?;
@@ -662,7 +695,7 @@ impl Registry {
         .await?;
         let mut licences = Vec::new();
         for row in &rows {
-            if let Some(record) = as_of(&mut tx, stored(row)?, at).await?
+            if let Some(record) = with_ancestry(&mut tx, stored(row)?, at).await?
                 && record.licensee == party_id
             {
                 licences.push(record);
@@ -1005,7 +1038,7 @@ mod tests {
                     sub.revoked_index,
                     sub.events.as_slice()
                 ),
-                (party_id(4).as_str(), None, [9].as_slice())
+                (party_id(4).as_str(), None, [8, 9].as_slice())
             );
             assert!(sub.valid_for(Some("FR"), Some(crate::Medium::Svod), Some(date)));
             assert!(!sub.valid_for(Some("DE"), None, None));

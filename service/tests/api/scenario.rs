@@ -304,7 +304,8 @@ async fn a_rights_workflow_on(databases: &[Database]) {
     assert_eq!(shown["licence"]["status"], "revoked");
     assert_eq!(
         proven(node(2), &shown).await,
-        ["licence.sublicensed", "licence.revoked"]
+        ["licence.granted", "licence.sublicensed", "licence.revoked"],
+        "a sublicence rests on its parent's grant too"
     );
     // As ODRL, the revoked licence's permission ends at the revocation.
     let (status, odrl) = node(0)
