@@ -716,8 +716,8 @@ mod tests {
     use crate::entry::{EntryBody, Holder, LedgerEntry};
     use crate::rights::ContentTransferred;
     use crate::store::tests::{
-        LOG, apply_leaves, backends, formed_leaf, outcome_names, party_id, party_leaf,
-        registration, sign,
+        LOG, apply_leaves, backends, formed_leaf, install, outcome_names, party_id, party_leaf,
+        read_snapshot, registration, sign,
     };
 
     fn licence_id(n: u8) -> String {
@@ -1050,14 +1050,9 @@ mod tests {
             assert_eq!(first_then.licensee, party_id(3));
             assert!(reg.licence(&licence_id(2), None).await.unwrap().is_none());
 
-            let (marks, size) = reg.snapshot_marks().await.unwrap();
-            let snapshot = reg.snapshot_leaves(0, size).await.unwrap();
+            let snapshot = read_snapshot(&reg).await;
             for (dst, dst_db) in backends().await {
-                let mut tx = dst.begin_install().await.unwrap();
-                for leaf in &snapshot {
-                    tx.append_snapshot_leaf(leaf).await.unwrap();
-                }
-                tx.commit(&marks).await.unwrap();
+                install(&dst, &snapshot).await;
                 for instant in [None, at("2026-11-21T12:00:03Z")] {
                     assert_eq!(
                         dst.licences(&content, instant).await.unwrap(),

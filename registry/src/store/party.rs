@@ -242,8 +242,9 @@ mod tests {
     use crate::entry::ApplyOutcome;
     use crate::intent::SignedIntent;
     use crate::party::{PartyIdentifiers, Role};
-    use crate::store::tests::{apply_all, backends, registration};
-    use crate::store::{Beside, RaftMarks};
+    use crate::store::tests::{
+        apply_all, apply_leaves as apply, backends, install, read_snapshot, registration,
+    };
 
     const KEY_A: &str = "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
     const KEY_B: &str = "PUAXw+hDiVqStwqnTRt+vJyYLM8uxJaMwM1V8Sr0Zgw=";
@@ -264,30 +265,6 @@ mod tests {
             .to_leaf()
             .unwrap();
         (leaf, party)
-    }
-
-    async fn apply(reg: &Registry, leaves: &[(&str, Option<&str>)]) -> Vec<ApplyOutcome> {
-        let mut tx = reg.begin_apply().await.unwrap();
-        let leaves: Vec<_> = leaves
-            .iter()
-            .map(|&(leaf, token_sha256)| {
-                (
-                    leaf,
-                    Beside {
-                        prints: None,
-                        token_sha256,
-                    },
-                )
-            })
-            .collect();
-        let outcomes = tx.apply_leaves(&leaves).await.unwrap();
-        tx.commit(&RaftMarks {
-            last_applied: Some("applied".into()),
-            last_membership: None,
-        })
-        .await
-        .unwrap();
-        outcomes
     }
 
     /// A party is found by id and by its token's digest; a second party
@@ -445,14 +422,9 @@ mod tests {
             let current = reg.party(&party.party_id).await.unwrap().unwrap();
             assert_eq!(current.party.public_key, public(&k2));
 
-            let (marks, size) = reg.snapshot_marks().await.unwrap();
-            let leaves = reg.snapshot_leaves(0, size).await.unwrap();
+            let snapshot = read_snapshot(&reg).await;
             for (dst, dst_db) in backends().await {
-                let mut tx = dst.begin_install().await.unwrap();
-                for leaf in &leaves {
-                    tx.append_snapshot_leaf(leaf).await.unwrap();
-                }
-                tx.commit(&marks).await.unwrap();
+                install(&dst, &snapshot).await;
                 let installed = dst.party(&party.party_id).await.unwrap().unwrap();
                 assert_eq!(installed.party.public_key, public(&k2));
                 assert!(dst.party_by_token(&digest).await.unwrap().is_some());
@@ -534,16 +506,12 @@ mod tests {
         apply_all(&src, &[registration(1)]).await;
         let (leaf, party) = party(1, KEY_A);
         apply(&src, &[(&leaf, Some(&digest))]).await;
-        let (marks, size) = src.snapshot_marks().await.unwrap();
-        let leaves = src.snapshot_leaves(0, size).await.unwrap();
+        let snapshot = read_snapshot(&src).await;
+        let leaves = &snapshot.1;
         assert_eq!(leaves[1].token_sha256.as_deref(), Some(digest.as_str()));
         assert!(!leaves.iter().any(|l| l.leaf.contains(&digest)));
         for (dst, db) in backends().await {
-            let mut tx = dst.begin_install().await.unwrap();
-            for leaf in &leaves {
-                tx.append_snapshot_leaf(leaf).await.unwrap();
-            }
-            tx.commit(&marks).await.unwrap();
+            install(&dst, &snapshot).await;
             let found = dst.party_by_token(&digest).await.unwrap().unwrap();
             assert_eq!(found.party, party);
             db.drop_db().await;

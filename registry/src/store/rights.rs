@@ -313,8 +313,8 @@ mod tests {
     use super::*;
     use crate::entry::{EntryBody, LedgerEntry};
     use crate::store::tests::{
-        LOG, apply_leaves as apply, backends, formed_leaf, outcome_names, party_id, party_leaf,
-        registration, sign,
+        LOG, apply_leaves as apply, backends, formed_leaf, install, outcome_names, party_id,
+        party_leaf, read_snapshot, registration, sign,
     };
 
     fn holder(n: u8, share_bp: u16) -> Holder {
@@ -479,14 +479,9 @@ mod tests {
             assert!(before.holders.is_empty() && before.events.is_empty());
             assert!(reg.holders(&party_id(7), None).await.unwrap().is_none());
 
-            let (marks, size) = reg.snapshot_marks().await.unwrap();
-            let leaves = reg.snapshot_leaves(0, size).await.unwrap();
+            let snapshot = read_snapshot(&reg).await;
             for (dst, dst_db) in backends().await {
-                let mut tx = dst.begin_install().await.unwrap();
-                for leaf in &leaves {
-                    tx.append_snapshot_leaf(leaf).await.unwrap();
-                }
-                tx.commit(&marks).await.unwrap();
+                install(&dst, &snapshot).await;
                 for instant in [None, at("2026-11-21T12:00:01.5Z")] {
                     assert_eq!(
                         dst.holders(&content, instant).await.unwrap(),

@@ -302,7 +302,7 @@ async fn proof_ranges_are_checked() {
 }
 
 /// The marks and every leaf of `reg`, read page by page as raft-store does.
-async fn read_snapshot(reg: &Registry) -> (RaftMarks, Vec<super::SnapshotLeaf>) {
+pub(crate) async fn read_snapshot(reg: &Registry) -> (RaftMarks, Vec<super::SnapshotLeaf>) {
     let (marks, size) = reg.snapshot_marks().await.unwrap();
     let mut leaves = Vec::new();
     let mut start = 0;
@@ -314,7 +314,11 @@ async fn read_snapshot(reg: &Registry) -> (RaftMarks, Vec<super::SnapshotLeaf>) 
     (marks, leaves)
 }
 
-async fn install(reg: &Registry, (marks, leaves): &(RaftMarks, Vec<super::SnapshotLeaf>)) {
+/// Installs a snapshot read by [`read_snapshot`] into `reg`.
+pub(crate) async fn install(
+    reg: &Registry,
+    (marks, leaves): &(RaftMarks, Vec<super::SnapshotLeaf>),
+) {
     let mut tx = reg.begin_install().await.unwrap();
     for leaf in leaves {
         tx.append_snapshot_leaf(leaf).await.unwrap();
