@@ -219,18 +219,7 @@ pub async fn register_batch(
                     })?;
                     let leaf = match leaf {
                         Some(leaf) => leaf,
-                        None => {
-                            state
-                                .registry
-                                .entry(index)
-                                .await?
-                                .ok_or_else(|| {
-                                    ApiError::Internal(anyhow::anyhow!(
-                                        "leaf {index} vanished after it was applied"
-                                    ))
-                                })?
-                                .leaf
-                        }
+                        None => crate::evidence::stored_leaf(state, index).await?,
                     };
                     ItemResult {
                         status: StatusCode::CREATED.as_u16(),

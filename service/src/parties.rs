@@ -151,16 +151,14 @@ pub struct RotatedKey {
 pub async fn rotate_key(state: &AppState, party_id: &str, body: &[u8]) -> ApiResult<RotatedKey> {
     let signed = SignedIntent::parse(body)?;
     let IntentBody::KeyRotate(rotate) = &signed.intent().body else {
-        return Err(ApiError::BadRequest(format!(
-            "this endpoint takes key.rotate intents, not {}",
-            signed.kind().as_str()
-        )));
+        return Err(crate::rights::wrong_intent(&signed, "key.rotate"));
     };
     if rotate.party_id != party_id {
-        return Err(ApiError::BadRequest(format!(
-            "the intent rotates the key of party {}, not of party {party_id}",
-            rotate.party_id
-        )));
+        return Err(crate::rights::other_target(
+            "party",
+            &rotate.party_id,
+            party_id,
+        ));
     }
     crate::cluster::require_feature_level(state, PARTY_FEATURE_LEVEL).await?;
     crate::rights::precheck(state, &signed).await?;

@@ -477,18 +477,7 @@ pub(crate) async fn receipt(state: &AppState, placed: Placed) -> ApiResult<Ledge
     };
     let leaf = match leaf {
         Some(leaf) => leaf,
-        None => {
-            state
-                .registry
-                .entry(index)
-                .await?
-                .ok_or_else(|| {
-                    ApiError::Internal(anyhow::anyhow!(
-                        "leaf {index} vanished after it was applied"
-                    ))
-                })?
-                .leaf
-        }
+        None => crate::evidence::stored_leaf(state, index).await?,
     };
     let checkpoint = state.signer()?.sign_checkpoint(&TreeHead {
         size: tree_size,

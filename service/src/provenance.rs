@@ -1,7 +1,7 @@
 //! Provenance answers: an item's history, the derived-from graph around
 //! it, and what a party holds, each with the evidence it rests on.
 
-use registry::{LedgerEntry, MAX_GRAPH_ITEMS};
+use registry::MAX_GRAPH_ITEMS;
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -77,10 +77,10 @@ pub async fn history(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no content with id {content_id}")))?;
     let (indexes, next_after) = page(history.events, &page_of, |&i| i);
-    let evidence = crate::evidence::read(state, &indexes, history.tree_size).await?;
-    let mut events = Vec::with_capacity(indexes.len());
+    let evidence = crate::evidence::read(state, indexes, history.tree_size).await?;
+    let mut events = Vec::with_capacity(evidence.events.len());
     for event in &evidence.events {
-        let entry = decode(&event.leaf)?;
+        let entry = crate::evidence::entry_of(&event.leaf)?;
         events.push(HistoryEvent {
             index: event.index,
             kind: entry.type_name().to_owned(),
@@ -93,17 +93,6 @@ pub async fn history(
         next_after,
         evidence,
     })
-}
-
-/// The entry of an evidence leaf (base64).
-fn decode(leaf: &str) -> ApiResult<LedgerEntry> {
-    use base64::Engine;
-    let bytes = base64::prelude::BASE64_STANDARD
-        .decode(leaf)
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("an evidence leaf: {e}")))?;
-    let text = String::from_utf8(bytes)
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("an evidence leaf: {e}")))?;
-    Ok(LedgerEntry::from_leaf(&text)?)
 }
 
 /// One derived-from link.
@@ -141,9 +130,8 @@ pub async fn derivations(state: &AppState, content_id: &str) -> ApiResult<Deriva
         .derivations(content_id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no content with id {content_id}")))?;
-    let mut indexes: Vec<u64> = graph.registrations.values().copied().collect();
-    indexes.sort_unstable();
-    let evidence = crate::evidence::read(state, &indexes, graph.tree_size).await?;
+    let indexes = graph.registrations.values().copied();
+    let evidence = crate::evidence::read(state, indexes, graph.tree_size).await?;
     if graph.truncated {
         tracing::info!(content.id = %content_id, bound = MAX_GRAPH_ITEMS, "A derivations answer was truncated.");
     }
@@ -202,10 +190,8 @@ pub async fn party_holdings(
     crate::parties::party(state, party_id).await?;
     let (holdings, tree_size) = state.registry.holdings_of(party_id, at).await?;
     let (holdings, next_after) = page(holdings, &page_of, |h| h.content_id.clone());
-    let mut indexes: Vec<u64> = holdings.iter().map(|h| h.since_index).collect();
-    indexes.sort_unstable();
-    indexes.dedup();
-    let evidence = crate::evidence::read(state, &indexes, tree_size).await?;
+    let indexes = holdings.iter().map(|h| h.since_index);
+    let evidence = crate::evidence::read(state, indexes, tree_size).await?;
     Ok(HoldingsAnswer {
         party_id: party_id.to_owned(),
         at: crate::rights::format_at(at)?,
@@ -250,10 +236,8 @@ pub async fn party_licences(
     let (mut licences, tree_size) = state.registry.licences_of(party_id, at).await?;
     licences.sort_by(|a, b| a.licence_id.cmp(&b.licence_id));
     let (licences, next_after) = page(licences, &page_of, |l| l.licence_id.clone());
-    let mut indexes: Vec<u64> = licences.iter().flat_map(|l| l.events.clone()).collect();
-    indexes.sort_unstable();
-    indexes.dedup();
-    let evidence = crate::evidence::read(state, &indexes, tree_size).await?;
+    let indexes = licences.iter().flat_map(|l| l.events.iter().copied());
+    let evidence = crate::evidence::read(state, indexes, tree_size).await?;
     Ok(PartyLicencesAnswer {
         party_id: party_id.to_owned(),
         at: crate::rights::format_at(at)?,
@@ -306,7 +290,7 @@ pub async fn provenance(state: &AppState, content_id: &str) -> ApiResult<Provena
             "prov:label": "the provreg registry"}),
     );
     for event in &graph.evidence.events {
-        let entry = decode(&event.leaf)?;
+        let entry = crate::evidence::entry_of(&event.leaf)?;
         let (id, sha256, metadata, registrant) = match &entry.body {
             registry::EntryBody::ContentRegistered(r) => {
                 (&r.content_id, &r.sha256, &r.metadata, &r.registrant)

@@ -102,16 +102,10 @@ pub async fn transfer_content(
 ) -> ApiResult<TransferReceipt> {
     let signed = SignedIntent::parse(body)?;
     let IntentBody::Transfer(intent) = &signed.intent().body else {
-        return Err(ApiError::BadRequest(format!(
-            "this endpoint takes transfer intents, not {}",
-            signed.kind().as_str()
-        )));
+        return Err(wrong_intent(&signed, "transfer"));
     };
     if intent.content_id != content_id {
-        return Err(ApiError::BadRequest(format!(
-            "the intent transfers content {}, not content {content_id}",
-            intent.content_id
-        )));
+        return Err(other_target("content", &intent.content_id, content_id));
     }
     crate::cluster::require_feature_level(state, TRANSFER_FEATURE_LEVEL).await?;
     precheck(state, &signed).await?;
@@ -188,13 +182,7 @@ pub async fn transfer_content(
 /// The holders a transfer receipt's leaf records: the leaf is the truth,
 /// also when the receipt was found after an unknown outcome.
 fn recorded_holders(ledger: &LedgerReceipt) -> ApiResult<Vec<Holder>> {
-    use base64::Engine;
-    let leaf = base64::prelude::BASE64_STANDARD
-        .decode(&ledger.leaf)
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("a receipt's leaf: {e}")))?;
-    let leaf = String::from_utf8(leaf)
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("a receipt's leaf: {e}")))?;
-    match LedgerEntry::from_leaf(&leaf)?.body {
+    match crate::evidence::entry_of(&ledger.leaf)?.body {
         EntryBody::ContentTransferred(transferred) => Ok(transferred.holders),
         _ => Err(ApiError::Internal(anyhow::anyhow!(
             "an applied transfer's intent is recorded by another kind of leaf"
@@ -234,7 +222,7 @@ pub async fn holders(
         .holders(content_id, at)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no content with id {content_id}")))?;
-    let evidence = crate::evidence::read(state, &holdings.events, holdings.tree_size).await?;
+    let evidence = crate::evidence::read(state, holdings.events, holdings.tree_size).await?;
     let at = at
         .map(|at| at.format(&Rfc3339))
         .transpose()
@@ -335,14 +323,14 @@ async fn licence_intent(state: &AppState, body: &[u8]) -> ApiResult<SignedIntent
     Ok(signed)
 }
 
-fn wrong_intent(signed: &SignedIntent, want: &str) -> ApiError {
+pub(crate) fn wrong_intent(signed: &SignedIntent, want: &str) -> ApiError {
     ApiError::BadRequest(format!(
         "this endpoint takes {want} intents, not {}",
         signed.kind().as_str()
     ))
 }
 
-fn other_target(what: &str, named: &str, path: &str) -> ApiError {
+pub(crate) fn other_target(what: &str, named: &str, path: &str) -> ApiError {
     ApiError::BadRequest(format!(
         "the intent names {what} {named}, not the path's {path}"
     ))
@@ -369,7 +357,7 @@ pub async fn grant_licence(
         });
     }
     let licence_id = uuid::Uuid::now_v7().to_string();
-    let make = grant_leaf(&signed, &licence_id, content_id, None, false);
+    let make = grant_leaf(&signed, &licence_id, content_id, None);
     change_licence(state, &signed, &holders, licence_id, make).await
 }
 
@@ -388,24 +376,17 @@ pub async fn sublicense(
     }
     let parent = live_licence(state, parent_id).await?;
     let licence_id = uuid::Uuid::now_v7().to_string();
-    let make = grant_leaf(
-        &signed,
-        &licence_id,
-        &parent.content_id,
-        Some(parent_id),
-        true,
-    );
+    let make = grant_leaf(&signed, &licence_id, &parent.content_id, Some(parent_id));
     change_licence(state, &signed, &[parent.licensee], licence_id, make).await
 }
 
-/// A `licence.granted` (or, for a sublicence, `licence.sublicensed`) leaf
-/// recording `signed`.
+/// A `licence.granted` leaf recording `signed`, or with a `parent` a
+/// `licence.sublicensed` one.
 fn grant_leaf(
     signed: &SignedIntent,
     licence_id: &str,
     content_id: &str,
     parent: Option<&str>,
-    sublicence: bool,
 ) -> MakeLeaf {
     let granted = LicenceGranted {
         granted_at: String::new(),
@@ -418,7 +399,7 @@ fn grant_leaf(
     Box::new(move |at| {
         let mut granted = granted.clone();
         granted.granted_at = at.to_owned();
-        let body = if sublicence {
+        let body = if granted.parent_licence_id.is_some() {
             EntryBody::LicenceSublicensed(granted)
         } else {
             EntryBody::LicenceGranted(granted)
@@ -576,7 +557,7 @@ pub async fn licence(
         .licence(licence_id, at)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no licence {licence_id}")))?;
-    let evidence = crate::evidence::read(state, &record.events, tree_size).await?;
+    let evidence = crate::evidence::read(state, record.events.iter().copied(), tree_size).await?;
     Ok((
         record.clone(),
         LicenceAnswer {
@@ -649,10 +630,8 @@ pub async fn content_licences(
         Some(_) => page.last().map(|l| l.licence_id.clone()),
         None => None,
     };
-    let mut events: Vec<u64> = page.iter().flat_map(|l| l.events.clone()).collect();
-    events.sort_unstable();
-    events.dedup();
-    let evidence = crate::evidence::read(state, &events, all.tree_size).await?;
+    let events = page.iter().flat_map(|l| l.events.iter().copied());
+    let evidence = crate::evidence::read(state, events, all.tree_size).await?;
     page.shrink_to_fit();
     Ok(LicencesAnswer {
         content_id: content_id.to_owned(),
@@ -669,12 +648,8 @@ pub async fn content_licences(
 /// territories, dates and media.
 pub async fn odrl(state: &AppState, record: &LicenceRecord) -> ApiResult<serde_json::Value> {
     use serde_json::json;
-    let granted = state
-        .registry
-        .entry(record.granted_index)
+    let granted_at = crate::evidence::stored_entry(state, record.granted_index)
         .await?
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("a licence's grant leaf vanished")))?;
-    let granted_at = LedgerEntry::from_leaf(&granted.leaf)?
         .timestamp()
         .to_owned();
     let granted_at = OffsetDateTime::parse(&granted_at, &Rfc3339)
@@ -731,10 +706,10 @@ pub async fn odrl(state: &AppState, record: &LicenceRecord) -> ApiResult<serde_j
         // A revocation ends the permission at its instant, whatever dates
         // the term names: one more dateTime bound, which ODRL combines
         // with the others.
-        let entry = state.registry.entry(revoked).await?.ok_or_else(|| {
-            ApiError::Internal(anyhow::anyhow!("a licence's revocation leaf vanished"))
-        })?;
-        let revoked_at = LedgerEntry::from_leaf(&entry.leaf)?.timestamp().to_owned();
+        let revoked_at = crate::evidence::stored_entry(state, revoked)
+            .await?
+            .timestamp()
+            .to_owned();
         if let Some(constraints) = permission["constraint"].as_array_mut() {
             constraints.push(json!({"leftOperand": "dateTime", "operator": "lt",
                 "rightOperand": {"@value": revoked_at, "@type": "xsd:dateTime"}}));

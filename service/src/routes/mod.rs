@@ -2,7 +2,8 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::Path;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::http::StatusCode;
 
 use crate::error::{ApiError, ApiResult};
@@ -36,4 +37,23 @@ fn json_body(state: &AppState, body: Result<Bytes, BytesRejection>) -> ApiResult
         },
         _ => ApiError::BadRequest(format!("reading the request body failed: {rejection}")),
     })
+}
+
+/// An id from a path, checked by [`check_id`].
+fn path_id(path: Result<Path<String>, PathRejection>, what: &str) -> ApiResult<String> {
+    let Path(id) = path.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    check_id(&id, what)?;
+    Ok(id)
+}
+
+/// A content, party or licence id must be in its one spelling, a lowercase
+/// hyphenated UUID; else a 400 naming `what` it should have been.
+fn check_id(id: &str, what: &str) -> ApiResult<()> {
+    if registry::intent::is_valid_id(id) {
+        Ok(())
+    } else {
+        Err(ApiError::BadRequest(format!(
+            "{id:?} is not a {what} id (a lowercase hyphenated UUID)"
+        )))
+    }
 }

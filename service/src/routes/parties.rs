@@ -41,18 +41,8 @@ async fn post_party_key(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<RotatedKey>> {
     let body = super::json_body(&state, body)?;
-    check_id(&party_id)?;
+    super::check_id(&party_id, "party")?;
     Ok(Json(parties::rotate_key(&state, &party_id, &body).await?))
-}
-
-fn check_id(party_id: &str) -> ApiResult<()> {
-    if registry::intent::is_valid_id(party_id) {
-        Ok(())
-    } else {
-        Err(ApiError::BadRequest(format!(
-            "{party_id:?} is not a party id (a lowercase hyphenated UUID)"
-        )))
-    }
 }
 
 /// A party and its current key; public, as the ledger is.
@@ -60,6 +50,6 @@ async fn get_party(
     State(state): State<AppState>,
     Path(party_id): Path<String>,
 ) -> ApiResult<Json<PartyView>> {
-    check_id(&party_id)?;
+    super::check_id(&party_id, "party")?;
     Ok(Json(parties::party(&state, &party_id).await?))
 }

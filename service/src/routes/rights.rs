@@ -93,7 +93,7 @@ async fn get_content_history(
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<HistoryQuery>, QueryRejection>,
 ) -> ApiResult<impl IntoResponse> {
-    let content_id = content_id(path)?;
+    let content_id = super::path_id(path, "content")?;
     let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let page = Page {
         after: query.after,
@@ -118,7 +118,7 @@ async fn get_content_derivations(
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<ReadQuery>, QueryRejection>,
 ) -> ApiResult<impl IntoResponse> {
-    let content_id = content_id(path)?;
+    let content_id = super::path_id(path, "content")?;
     let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let consistency = prepare_read(&state, query.consistency).await?;
     let answer = provenance::derivations(&state, &content_id).await?;
@@ -150,7 +150,7 @@ async fn get_content_provenance(
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<ProvenanceQuery>, QueryRejection>,
 ) -> ApiResult<axum::response::Response> {
-    let content_id = content_id(path)?;
+    let content_id = super::path_id(path, "content")?;
     let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let consistency = prepare_read(&state, query.consistency).await?;
     let answer = provenance::provenance(&state, &content_id).await?;
@@ -170,18 +170,6 @@ struct PartyListQuery {
     consistency: Consistency,
 }
 
-/// The party in a path, in its one spelling.
-fn party_id(path: Result<Path<String>, PathRejection>) -> ApiResult<String> {
-    let Path(party_id) = path.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    if registry::intent::is_valid_id(&party_id) {
-        Ok(party_id)
-    } else {
-        Err(ApiError::BadRequest(format!(
-            "{party_id:?} is not a party id (a lowercase hyphenated UUID)"
-        )))
-    }
-}
-
 /// What a party holds now or at an instant, paginated by content id, with
 /// the events that gave each share, proven.
 async fn get_party_holdings(
@@ -189,7 +177,7 @@ async fn get_party_holdings(
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<PartyListQuery>, QueryRejection>,
 ) -> ApiResult<impl IntoResponse> {
-    let party_id = party_id(path)?;
+    let party_id = super::path_id(path, "party")?;
     let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let at = instant(query.at.as_deref())?;
     let page = Page {
@@ -208,7 +196,7 @@ async fn get_party_licences(
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<PartyListQuery>, QueryRejection>,
 ) -> ApiResult<impl IntoResponse> {
-    let party_id = party_id(path)?;
+    let party_id = super::path_id(path, "party")?;
     let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let at = instant(query.at.as_deref())?;
     let page = Page {
@@ -218,18 +206,6 @@ async fn get_party_licences(
     let consistency = prepare_read(&state, query.consistency).await?;
     let answer = provenance::party_licences(&state, &party_id, at, page).await?;
     Ok((consistency, Json(answer)))
-}
-
-/// The licence id in a path, in its one spelling.
-fn licence_id(path: Result<Path<String>, PathRejection>) -> ApiResult<String> {
-    let Path(licence_id) = path.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    if registry::intent::is_valid_id(&licence_id) {
-        Ok(licence_id)
-    } else {
-        Err(ApiError::BadRequest(format!(
-            "{licence_id:?} is not a licence id (a lowercase hyphenated UUID)"
-        )))
-    }
 }
 
 /// An optional RFC 3339 instant from a query.
@@ -250,7 +226,7 @@ async fn post_content_licence(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<(StatusCode, Json<LicenceReceipt>)> {
     let body = super::json_body(&state, body)?;
-    let content_id = content_id(path)?;
+    let content_id = super::path_id(path, "content")?;
     let receipt = rights::grant_licence(&state, &content_id, &body).await?;
     Ok((StatusCode::CREATED, Json(receipt)))
 }
@@ -263,7 +239,7 @@ async fn post_sublicence(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<(StatusCode, Json<LicenceReceipt>)> {
     let body = super::json_body(&state, body)?;
-    let licence_id = licence_id(path)?;
+    let licence_id = super::path_id(path, "licence")?;
     let receipt = rights::sublicense(&state, &licence_id, &body).await?;
     Ok((StatusCode::CREATED, Json(receipt)))
 }
@@ -276,7 +252,7 @@ async fn post_licence_transfer(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<(StatusCode, Json<LicenceReceipt>)> {
     let body = super::json_body(&state, body)?;
-    let licence_id = licence_id(path)?;
+    let licence_id = super::path_id(path, "licence")?;
     let receipt = rights::transfer_licence(&state, &licence_id, &body).await?;
     Ok((StatusCode::CREATED, Json(receipt)))
 }
@@ -289,7 +265,7 @@ async fn post_licence_revocation(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<(StatusCode, Json<LicenceReceipt>)> {
     let body = super::json_body(&state, body)?;
-    let licence_id = licence_id(path)?;
+    let licence_id = super::path_id(path, "licence")?;
     let receipt = rights::revoke_licence(&state, &licence_id, &body).await?;
     Ok((StatusCode::CREATED, Json(receipt)))
 }
@@ -318,7 +294,7 @@ async fn get_content_licences(
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<LicencesQuery>, QueryRejection>,
 ) -> ApiResult<impl IntoResponse> {
-    let content_id = content_id(path)?;
+    let content_id = super::path_id(path, "content")?;
     let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let medium = query
         .medium
@@ -376,7 +352,7 @@ async fn get_licence(
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<LicenceQueryOptions>, QueryRejection>,
 ) -> ApiResult<axum::response::Response> {
-    let licence_id = licence_id(path)?;
+    let licence_id = super::path_id(path, "licence")?;
     let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let at = instant(query.at.as_deref())?;
     let consistency = prepare_read(&state, query.consistency).await?;
@@ -393,18 +369,6 @@ async fn get_licence(
     Ok((consistency, Json(answer)).into_response())
 }
 
-/// The content id in a path, in its one spelling.
-fn content_id(path: Result<Path<String>, PathRejection>) -> ApiResult<String> {
-    let Path(content_id) = path.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    if registry::metadata::is_content_id(&content_id) {
-        Ok(content_id)
-    } else {
-        Err(ApiError::BadRequest(format!(
-            "{content_id:?} is not a content id (a lowercase hyphenated UUID)"
-        )))
-    }
-}
-
 /// Moves ownership shares on a `transfer` intent signed by every giving
 /// party; no token, the signatures are the authority. 201 with the holders
 /// it leaves and the receipt of its leaf.
@@ -414,7 +378,7 @@ async fn post_content_transfer(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<(StatusCode, Json<TransferReceipt>)> {
     let body = super::json_body(&state, body)?;
-    let content_id = content_id(path)?;
+    let content_id = super::path_id(path, "content")?;
     let receipt = rights::transfer_content(&state, &content_id, &body).await?;
     Ok((StatusCode::CREATED, Json(receipt)))
 }
@@ -436,7 +400,7 @@ async fn get_content_holders(
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<HoldersQuery>, QueryRejection>,
 ) -> ApiResult<impl IntoResponse> {
-    let content_id = content_id(path)?;
+    let content_id = super::path_id(path, "content")?;
     let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let at = instant(query.at.as_deref())?;
     let consistency = prepare_read(&state, query.consistency).await?;
