@@ -254,8 +254,7 @@ async fn key_rotation_by_signed_intent() {
         )
         .await;
     assert_eq!(status, 201);
-    let origin = app.get_text("/v1/log/checkpoint").await;
-    let origin = origin.lines().next().unwrap().to_owned();
+    let origin = crate::support::log_origin(&app).await;
     let path = format!("/v1/parties/{party}/keys");
     let intent = |log: &str, nonce: &str, expires_at: String, key: &str| {
         json!({"type": "key.rotate", "log": log, "nonce": nonce, "expires_at": expires_at,

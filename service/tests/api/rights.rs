@@ -3,30 +3,10 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{Database, TestApp, answer, in_seconds, key_pair, signed_body};
-
-/// Registers a party with `roles` and the key of `seed`; (id, token).
-async fn party(app: &TestApp, name: &str, roles: &[&str], seed: u8) -> (String, String) {
-    let (_, public) = key_pair(seed);
-    let (status, created) = app
-        .post_json_as(
-            Some(&app.token),
-            "/v1/parties",
-            &json!({"name": name, "roles": roles, "public_key": public}),
-        )
-        .await;
-    assert_eq!(status, 201, "{created}");
-    (
-        created["party_id"].as_str().unwrap().to_owned(),
-        created["token"].as_str().unwrap().to_owned(),
-    )
-}
-
-/// The log's origin: the first line of its checkpoint.
-async fn origin(app: &TestApp) -> String {
-    let checkpoint = app.get_text("/v1/log/checkpoint").await;
-    checkpoint.lines().next().unwrap().to_owned()
-}
+use crate::support::{
+    Database, TestApp, answer, in_seconds, key_pair, log_origin as origin,
+    proven_types as verified_types, register_party as party, signed_body,
+};
 
 /// A `transfer` intent of `content` from and to (party id, basis points).
 fn transfer(
@@ -47,17 +27,6 @@ fn transfer(
         "expires_at": in_seconds(3600), "content_id": content,
         "from": side(from), "to": side(to),
     })
-}
-
-/// Verifies an answer's evidence as `provreg verify` does; the proven
-/// entries' types, in order.
-fn verified_types(answer: &Value, key: &str) -> Vec<String> {
-    let evidence: service::Evidence = serde_json::from_value(answer["evidence"].clone()).unwrap();
-    let (_, entries) = service::verify::verify_evidence(&evidence, key).unwrap();
-    entries
-        .iter()
-        .map(|(_, e)| e.type_name().to_owned())
-        .collect()
 }
 
 /// A broadcaster's upload is held wholly by it; a transfer signed by the

@@ -4,8 +4,15 @@
 use serde_json::{Value, json};
 
 use crate::support::{
-    Database, NodeDir, TestApp, answer, in_seconds, key_pair, signed_body, write_secret,
+    Database, NodeDir, TestApp, answer, in_seconds, key_pair, log_origin, proven_types,
+    register_party, signed_body, write_secret,
 };
+
+/// Checks an answer's evidence with the answering node's key; the proven
+/// entries' types.
+async fn proven(node: &TestApp, answer: &Value) -> Vec<String> {
+    proven_types(answer, &node.key().await)
+}
 
 /// A started three-voter cluster.
 async fn three_nodes(
@@ -38,22 +45,6 @@ async fn three_nodes(
     vec![n1, n2, n3]
 }
 
-/// A party registered through `node`; (id, token).
-async fn party(node: &TestApp, name: &str, role: &str, seed: u8) -> (String, String) {
-    let (_, public) = key_pair(seed);
-    let (status, created) = node
-        .post_json(
-            "/v1/parties",
-            &json!({"name": name, "roles": [role], "public_key": public}),
-        )
-        .await;
-    assert_eq!(status, 201, "{created}");
-    (
-        created["party_id"].as_str().unwrap().to_owned(),
-        created["token"].as_str().unwrap().to_owned(),
-    )
-}
-
 /// An intent of `kind` for `log` with a fresh nonce and an hour to live.
 fn intent(log: &str, kind: &str, nonce: u8, members: Value) -> Value {
     let mut intent = json!({
@@ -64,17 +55,6 @@ fn intent(log: &str, kind: &str, nonce: u8, members: Value) -> Value {
         intent[k] = v.clone();
     }
     intent
-}
-
-/// Checks an answer's evidence with the answering node's key, as
-/// `provreg verify` does; the proven entries' types.
-async fn proven(node: &TestApp, answer: &Value) -> Vec<String> {
-    let evidence: service::Evidence = serde_json::from_value(answer["evidence"].clone()).unwrap();
-    let (_, entries) = service::verify::verify_evidence(&evidence, &node.key().await).unwrap();
-    entries
-        .iter()
-        .map(|(_, e)| e.type_name().to_owned())
-        .collect()
 }
 
 fn ids(list: &Value) -> Vec<String> {
@@ -110,17 +90,11 @@ async fn a_rights_workflow_on(databases: &[Database]) {
     let dirs: Vec<NodeDir> = (1..=3).map(NodeDir::new).collect();
     let mut nodes = three_nodes(&secret, &dirs, databases).await;
     let node = |i: usize| &nodes[i % 3];
-    let log = node(0)
-        .get_text("/v1/log/checkpoint")
-        .await
-        .lines()
-        .next()
-        .unwrap()
-        .to_owned();
-    let (broadcaster, b_token) = party(node(0), "Channel One", "broadcaster", 31).await;
-    let (holder, _) = party(node(0), "Rights Co", "rights_holder", 32).await;
-    let (streamer, _) = party(node(0), "Streamer", "rights_holder", 33).await;
-    let (reseller, _) = party(node(0), "Reseller", "rights_holder", 34).await;
+    let log = log_origin(node(0)).await;
+    let (broadcaster, b_token) = register_party(node(0), "Channel One", &["broadcaster"], 31).await;
+    let (holder, _) = register_party(node(0), "Rights Co", &["rights_holder"], 32).await;
+    let (streamer, _) = register_party(node(0), "Streamer", &["rights_holder"], 33).await;
+    let (reseller, _) = register_party(node(0), "Reseller", &["rights_holder"], 34).await;
     let (b_key, r_key, s_key) = (key_pair(31).0, key_pair(32).0, key_pair(33).0);
 
     // The broadcaster registers a programme through node 2.

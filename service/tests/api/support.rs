@@ -469,3 +469,42 @@ impl Database {
 }
 
 static DATABASES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Registers a party through `app` with the operator's token, with `roles`
+/// and the key of [`key_pair`]`(seed)`; (party id, token).
+pub async fn register_party(
+    app: &TestApp,
+    name: &str,
+    roles: &[&str],
+    seed: u8,
+) -> (String, String) {
+    let (_, public) = key_pair(seed);
+    let (status, created) = app
+        .post_json(
+            "/v1/parties",
+            &json!({"name": name, "roles": roles, "public_key": public}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    (
+        created["party_id"].as_str().unwrap().to_owned(),
+        created["token"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// The log's origin, which intents name: the first line of its checkpoint.
+pub async fn log_origin(app: &TestApp) -> String {
+    let checkpoint = app.get_text("/v1/log/checkpoint").await;
+    checkpoint.lines().next().unwrap().to_owned()
+}
+
+/// Verifies an answer's evidence with `key` as `provreg verify` does; the
+/// proven entries' types, in order.
+pub fn proven_types(answer: &Value, key: &str) -> Vec<String> {
+    let evidence: service::Evidence = serde_json::from_value(answer["evidence"].clone()).unwrap();
+    let (_, entries) = service::verify::verify_evidence(&evidence, key).unwrap();
+    entries
+        .iter()
+        .map(|(_, e)| e.type_name().to_owned())
+        .collect()
+}

@@ -4,7 +4,10 @@ use base64::Engine;
 use base64::prelude::BASE64_STANDARD;
 use serde_json::{Value, json};
 
-use crate::support::{NodeDir, eventually, in_seconds, key_pair, signed_body, write_secret};
+use crate::support::{
+    NodeDir, eventually, in_seconds, key_pair, log_origin, register_party, signed_body,
+    write_secret,
+};
 
 /// A node that claims level 3 (as a build from before transfers would)
 /// keeps transfers off for the whole cluster: the leader refuses them with
@@ -32,45 +35,25 @@ async fn levels_rise_after_an_upgrade() {
         .await;
     assert_eq!(status, 200, "{body}");
 
-    let (pair, public) = key_pair(51);
-    let (status, created) = n1
-        .post_json(
-            "/v1/parties",
-            &json!({"name": "Channel", "roles": ["broadcaster"], "public_key": public}),
-        )
-        .await;
-    assert_eq!(status, 201, "{created}");
-    let party = created["party_id"].as_str().unwrap().to_owned();
-    let (status, other) = n1
-        .post_json(
-            "/v1/parties",
-            &json!({"name": "Buyer", "roles": ["rights_holder"], "public_key": key_pair(52).1}),
-        )
-        .await;
-    assert_eq!(status, 201, "{other}");
+    let (party, token) = register_party(&n1, "Channel", &["broadcaster"], 51).await;
+    let (buyer, _) = register_party(&n1, "Buyer", &["rights_holder"], 52).await;
     let (status, item) = crate::support::answer(
         n1.client
             .post(n1.url("/v1/content"))
-            .bearer_auth(created["token"].as_str().unwrap())
+            .bearer_auth(&token)
             .header("content-type", "application/octet-stream")
             .body(b"a programme before the upgrade".to_vec()),
     )
     .await;
     assert_eq!(status, 201, "{item}");
     let content = item["content_id"].as_str().unwrap();
-    let log = n1
-        .get_text("/v1/log/checkpoint")
-        .await
-        .lines()
-        .next()
-        .unwrap()
-        .to_owned();
+    let log = log_origin(&n1).await;
     let sale = signed_body(
         &json!({"type": "transfer", "log": log, "nonce": "5a".repeat(16),
             "expires_at": in_seconds(3600), "content_id": content,
             "from": [{"party_id": party, "share_bp": 100}],
-            "to": [{"party_id": other["party_id"], "share_bp": 100}]}),
-        &[(&party, &pair)],
+            "to": [{"party_id": buyer, "share_bp": 100}]}),
+        &[(&party, &key_pair(51).0)],
     );
     let path = format!("/v1/content/{content}/transfers");
     let (status, problem) = n1.post_json(&path, &sale).await;
