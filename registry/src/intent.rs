@@ -96,6 +96,27 @@ pub enum IntentReason {
 }
 
 impl IntentReason {
+    /// Every reason.
+    pub const ALL: [IntentReason; 12] = [
+        IntentReason::MalformedIntent,
+        IntentReason::UnknownType,
+        IntentReason::MalformedSignature,
+        IntentReason::WrongLog,
+        IntentReason::Expired,
+        IntentReason::ExpiryTooFar,
+        IntentReason::MissingSignature,
+        IntentReason::UnexpectedSigner,
+        IntentReason::DuplicateSignature,
+        IntentReason::BadSignature,
+        IntentReason::Replayed,
+        IntentReason::UnbalancedShares,
+    ];
+
+    /// The reason named `name` ([`IntentReason::as_str`]), if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+
     /// The stable kebab-case name, e.g. `bad-signature`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -1133,20 +1154,7 @@ mod tests {
     /// Reasons have stable, distinct kebab-case names.
     #[test]
     fn reasons_have_stable_names() {
-        let all = [
-            IntentReason::MalformedIntent,
-            IntentReason::UnknownType,
-            IntentReason::MalformedSignature,
-            IntentReason::WrongLog,
-            IntentReason::Expired,
-            IntentReason::ExpiryTooFar,
-            IntentReason::MissingSignature,
-            IntentReason::UnexpectedSigner,
-            IntentReason::DuplicateSignature,
-            IntentReason::BadSignature,
-            IntentReason::Replayed,
-            IntentReason::UnbalancedShares,
-        ];
+        let all = IntentReason::ALL;
         let names: BTreeSet<&str> = all.iter().map(|r| r.as_str()).collect();
         assert_eq!(names.len(), all.len());
         assert!(
@@ -1155,6 +1163,9 @@ mod tests {
                 .all(|n| n.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'))
         );
         assert_eq!(IntentReason::BadSignature.to_string(), "bad-signature");
+        for reason in all {
+            assert_eq!(IntentReason::from_name(reason.as_str()), Some(reason));
+        }
         let e = RegistryError::intent(IntentReason::Expired, "x");
         assert_eq!(e.to_string(), "intent refused (expired): x");
     }

@@ -178,6 +178,27 @@ pub enum RightsReason {
 }
 
 impl RightsReason {
+    /// Every reason.
+    pub const ALL: [RightsReason; 12] = [
+        RightsReason::UnknownContent,
+        RightsReason::NotAHolder,
+        RightsReason::InsufficientShare,
+        RightsReason::TooManyHolders,
+        RightsReason::HoldersChanged,
+        RightsReason::NoHolders,
+        RightsReason::UnknownLicence,
+        RightsReason::LicenceRevoked,
+        RightsReason::NotSublicensable,
+        RightsReason::ScopeExceeded,
+        RightsReason::ExclusivityExceeded,
+        RightsReason::SameLicensee,
+    ];
+
+    /// The reason named `name` ([`RightsReason::as_str`]), if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+
     /// The stable kebab-case name, e.g. `not-a-holder`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -350,6 +371,19 @@ mod tests {
         let mut revoked = existing.clone();
         revoked[0].revoked = true;
         assert!(find_conflict(&revoked, None, &overlapping, false).is_none());
+    }
+
+    /// Reasons have distinct names that read back to themselves, none shared
+    /// with an intent's own reasons.
+    #[test]
+    fn reasons_have_distinct_names() {
+        for reason in RightsReason::ALL {
+            assert_eq!(RightsReason::from_name(reason.as_str()), Some(reason));
+            assert_eq!(crate::IntentReason::from_name(reason.as_str()), None);
+        }
+        let names: std::collections::BTreeSet<_> =
+            RightsReason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(names.len(), RightsReason::ALL.len());
     }
 
     /// A non-holder and a holder giving more than it holds are told apart.

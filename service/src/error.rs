@@ -93,26 +93,7 @@ impl ApiError {
         match self {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
-            Self::Intent { reason, .. } => match reason.as_str() {
-                "wrong-log" | "expired" | "expiry-too-far" => StatusCode::UNPROCESSABLE_ENTITY,
-                "missing-signature"
-                | "unexpected-signer"
-                | "duplicate-signature"
-                | "bad-signature" => StatusCode::FORBIDDEN,
-                "replayed-intent"
-                | "not-a-holder"
-                | "insufficient-share"
-                | "too-many-holders"
-                | "holders-changed"
-                | "no-holders"
-                | "licence-revoked"
-                | "not-sublicensable"
-                | "scope-exceeded"
-                | "exclusivity-exceeded"
-                | "same-licensee" => StatusCode::CONFLICT,
-                "unknown-content" | "unknown-licence" => StatusCode::NOT_FOUND,
-                _ => StatusCode::BAD_REQUEST,
-            },
+            Self::Intent { reason, .. } => refusal_status(reason),
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -216,6 +197,43 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         response
+    }
+}
+
+/// The status of a refused intent, by its reason: every reason is
+/// classified here, so a new one cannot fall to a default unnoticed.
+fn refusal_status(reason: &str) -> StatusCode {
+    use registry::IntentReason as I;
+    use registry::rights::RightsReason as R;
+    if let Some(reason) = I::from_name(reason) {
+        return match reason {
+            I::MalformedIntent | I::UnknownType | I::MalformedSignature | I::UnbalancedShares => {
+                StatusCode::BAD_REQUEST
+            }
+            I::WrongLog | I::Expired | I::ExpiryTooFar => StatusCode::UNPROCESSABLE_ENTITY,
+            I::MissingSignature | I::UnexpectedSigner | I::DuplicateSignature | I::BadSignature => {
+                StatusCode::FORBIDDEN
+            }
+            I::Replayed => StatusCode::CONFLICT,
+        };
+    }
+    match R::from_name(reason) {
+        Some(R::UnknownContent | R::UnknownLicence) => StatusCode::NOT_FOUND,
+        Some(
+            R::NotAHolder
+            | R::InsufficientShare
+            | R::TooManyHolders
+            | R::HoldersChanged
+            | R::NoHolders
+            | R::LicenceRevoked
+            | R::NotSublicensable
+            | R::ScopeExceeded
+            | R::ExclusivityExceeded
+            | R::SameLicensee,
+        ) => StatusCode::CONFLICT,
+        // Rules named by apply outside these vocabularies: the proposer
+        // sent a leaf it should not have, a bad request at worst.
+        None => StatusCode::BAD_REQUEST,
     }
 }
 
