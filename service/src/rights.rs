@@ -24,10 +24,18 @@ const TRANSFER_FEATURE_LEVEL: u32 = 4;
 /// between reading them and applying it.
 const MAX_TRANSFER_PROPOSALS: usize = 3;
 
-/// The checks of a signed intent that need no rights state, made before
-/// proposing for a fast answer: never applied, this log, not expired now.
-/// Apply makes them again against the entry's timestamp.
+/// The first checks of a signed intent, made before proposing for a fast
+/// answer: this log, not expired now, never applied. Apply makes them
+/// again against the entry's timestamp.
+///
+/// Brings this node up to date first, so that the state every later
+/// check reads (keys, holders, licences) includes every acknowledged
+/// write: a key rotated through another node a moment ago must already
+/// sign here.
 pub async fn precheck(state: &AppState, signed: &SignedIntent) -> ApiResult<()> {
+    signed.check_log(state.signer()?.origin())?;
+    signed.check_expiry(OffsetDateTime::now_utc())?;
+    state.node.linearize().await?;
     let key = signed.replay_key_hex();
     if state.registry.intent_applied(&key).await?.is_some() {
         return Err(ApiError::Intent {
@@ -35,8 +43,6 @@ pub async fn precheck(state: &AppState, signed: &SignedIntent) -> ApiResult<()> 
             detail: format!("intent {key} was applied before"),
         });
     }
-    signed.check_log(state.signer()?.origin())?;
-    signed.check_expiry(OffsetDateTime::now_utc())?;
     Ok(())
 }
 
@@ -312,14 +318,11 @@ async fn change_licence(
     }
 }
 
-/// Parses a licence intent's body and makes the checks that need no
-/// rights state; brings this node up to date so that the signers it
-/// derives are the current ones.
+/// Parses a licence intent's body and prechecks it.
 async fn licence_intent(state: &AppState, body: &[u8]) -> ApiResult<SignedIntent> {
     let signed = SignedIntent::parse(body)?;
     crate::cluster::require_feature_level(state, TRANSFER_FEATURE_LEVEL).await?;
     precheck(state, &signed).await?;
-    state.node.linearize().await?;
     Ok(signed)
 }
 
