@@ -15,6 +15,7 @@
 //! - [`snapshot`]: snapshot files, built, sent and installed in pieces.
 //! - `network`: RPC encoding over a service-provided [`Transport`].
 //! - `node`: [`RaftNode`], the handle the service uses.
+//! - `merge`: the leader's group commit of commands from every node.
 //! - `error`: [`StoreError`].
 
 #![warn(missing_docs)]
@@ -22,6 +23,7 @@
 mod codec;
 mod error;
 pub mod log_store;
+mod merge;
 mod network;
 mod node;
 pub mod snapshot;

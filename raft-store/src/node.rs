@@ -23,6 +23,7 @@ use time::format_description::well_known::Rfc3339;
 use tokio::sync::oneshot;
 
 use crate::log_store::LogStore;
+use crate::merge::Merger;
 use crate::network::{ChunkHeader, ChunkReply, Network, Rpc, Transport, unframe};
 use crate::snapshot::{self, SnapshotFile};
 use crate::state_machine::StateMachine;
@@ -70,6 +71,7 @@ pub struct RaftNode {
     config: Arc<NodeConfig>,
     transport: Arc<dyn Transport>,
     reads: Arc<Mutex<ReadBatch>>,
+    merger: Merger,
 }
 
 impl std::fmt::Debug for RaftNode {
@@ -156,14 +158,14 @@ pub struct LearnerProgress {
 
 /// The leader's answer to a forwarded write.
 #[derive(Debug, Serialize, Deserialize)]
-struct WriteReply {
-    log_index: u64,
-    outcomes: Vec<ApplyOutcome>,
+pub(crate) struct WriteReply {
+    pub(crate) log_index: u64,
+    pub(crate) outcomes: Vec<ApplyOutcome>,
 }
 
 /// Why the leader did not take a forwarded write.
 #[derive(Debug, Serialize, Deserialize)]
-enum WriteRefused {
+pub(crate) enum WriteRefused {
     /// Raft refused it (not the leader, entry discarded, ...).
     Raft(ClientWriteError<TypeConfig>),
     /// Its timestamp is too far from the leader's clock.
@@ -262,6 +264,7 @@ impl RaftNode {
         .await
         .map_err(raft_err)?;
         Ok(Self {
+            merger: Merger::start(raft.clone()),
             raft,
             config: Arc::new(config),
             transport,
@@ -432,7 +435,8 @@ impl RaftNode {
     }
 
     /// Proposes on this node, which must lead; the leader's own checks
-    /// (the clock bound) run first.
+    /// (the clock bound) run first, then the command joins the next merged
+    /// entry (see `merge`).
     async fn propose_here(&self, command: Command) -> Result<WriteReply, WriteRefused> {
         if command.payload_len() > MAX_COMMAND_BYTES {
             return Err(WriteRefused::Stopped(format!(
@@ -440,11 +444,14 @@ impl RaftNode {
                 command.payload_len()
             )));
         }
-        if self.raft.is_leader()
-            && let Some(refused) = check_clock(&command, OffsetDateTime::now_utc())
-        {
-            return Err(refused);
+        if self.raft.is_leader() {
+            if let Some(refused) = check_clock(&command, OffsetDateTime::now_utc()) {
+                return Err(refused);
+            }
+            return self.merger.propose(command).await;
         }
+        // Not the leader (as far as this node knows): Raft says where it
+        // is, or, if this node has just been elected, takes the command.
         match self.raft.client_write(command).await {
             Ok(response) => Ok(WriteReply {
                 log_index: response.log_id.index,

@@ -1,0 +1,238 @@
+//! Group commit on the leader: commands proposed here or forwarded by
+//! followers while an entry is on its way are merged into the next entry.
+//!
+//! Every node gathers its own writers into one command at a time, so with
+//! writers spread over three nodes the leader receives three commands per
+//! round. Proposed apart, each is its own Raft entry: its own log fsync on
+//! every node, its own replication messages (each signed and verified), its
+//! own apply transaction (another fsync) on every node. Merged, a round
+//! costs one of each, and the leaves of the whole cluster share them.
+//!
+//! A merged entry holds the commands' leaves unchanged, each command's
+//! together, ordered by their timestamps (oldest first, arrival order among
+//! equals): the leaf bytes are still the proposers', and since a command's
+//! leaves share one stamp, a command is no more likely to fall behind the
+//! ledger's time merged than alone. Each command's proposer gets the
+//! outcomes of its own leaves, and the log index of the merged entry.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use openraft::Raft;
+use openraft::errors::RaftError;
+use registry::LedgerEntry;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use crate::node::{MAX_COMMAND_BYTES, WriteRefused, WriteReply};
+use crate::state_machine::StateMachine;
+use crate::types::{Command, TypeConfig};
+
+/// Most leaves in one merged entry: three nodes' full commands, so that
+/// one apply transaction stays short.
+const MAX_LEAVES: usize = 6000;
+
+/// Merged entries on their way through Raft at once. One: while it is
+/// replicated and applied, the next gathers every command that arrives.
+const IN_FLIGHT: usize = 1;
+
+/// Commands waiting for the merger; a full queue makes proposers wait.
+const QUEUE: usize = 1024;
+
+/// What a proposer waits for.
+pub(crate) type Reply = Result<WriteReply, WriteRefused>;
+
+struct Submission {
+    command: Command,
+    reply: oneshot::Sender<Reply>,
+}
+
+/// The handle proposers hand their commands to.
+#[derive(Clone)]
+pub(crate) struct Merger {
+    queue: mpsc::Sender<Submission>,
+}
+
+impl Merger {
+    /// Starts the merging task for `raft`; it ends when every handle is
+    /// dropped.
+    pub(crate) fn start(raft: Raft<TypeConfig, StateMachine>) -> Self {
+        let (queue, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(run(raft, rx));
+        Self { queue }
+    }
+
+    /// Proposes `command` in the next merged entry and waits for its
+    /// leaves' outcomes.
+    pub(crate) async fn propose(&self, command: Command) -> Reply {
+        let (reply, answer) = oneshot::channel();
+        let stopped = || WriteRefused::Stopped("the leader's proposer has stopped".into());
+        if self
+            .queue
+            .send(Submission { command, reply })
+            .await
+            .is_err()
+        {
+            return Err(stopped());
+        }
+        answer.await.unwrap_or_else(|_| Err(stopped()))
+    }
+}
+
+async fn run(raft: Raft<TypeConfig, StateMachine>, mut queue: mpsc::Receiver<Submission>) {
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    let mut waiting: VecDeque<Submission> = VecDeque::new();
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        if waiting.is_empty() {
+            match queue.recv().await {
+                Some(submission) => waiting.push_back(submission),
+                None => return,
+            }
+        }
+        while let Ok(submission) = queue.try_recv() {
+            waiting.push_back(submission);
+        }
+        let taken = take(&mut waiting);
+        let raft = raft.clone();
+        tokio::spawn(async move {
+            propose(&raft, taken).await;
+            drop(slot);
+        });
+    }
+}
+
+/// Takes waiting commands, oldest first, as many as fit one entry. The
+/// first always goes, so a command the node accepted alone is never
+/// stranded.
+fn take(waiting: &mut VecDeque<Submission>) -> Vec<Submission> {
+    let mut taken: Vec<Submission> = Vec::new();
+    let (mut bytes, mut leaves) = (0, 0);
+    while let Some(next) = waiting.front() {
+        let (len, count) = (next.command.payload_len(), next.command.leaves.len());
+        if !taken.is_empty() && (bytes + len > MAX_COMMAND_BYTES || leaves + count > MAX_LEAVES) {
+            break;
+        }
+        bytes += len;
+        leaves += count;
+        taken.extend(waiting.pop_front());
+    }
+    taken
+}
+
+/// Proposes the commands of `taken` as one entry and answers each with its
+/// own leaves' outcomes.
+async fn propose(raft: &Raft<TypeConfig, StateMachine>, mut taken: Vec<Submission>) {
+    // Stable: commands stamped alike keep their arrival order.
+    taken.sort_by_cached_key(|s| stamp(&s.command));
+    let merged = Command {
+        leaves: taken
+            .iter()
+            .flat_map(|s| s.command.leaves.iter().cloned())
+            .collect(),
+    };
+    let total = merged.leaves.len();
+    if taken.len() > 1 {
+        tracing::debug!(
+            raft.commands = taken.len(),
+            raft.leaves = total,
+            "Merged commands into one entry."
+        );
+    }
+    let result = raft.client_write(merged).await;
+    match result {
+        Ok(response) if response.data.len() == total => {
+            let mut outcomes = response.data.into_iter();
+            for submission in taken {
+                let mine = outcomes
+                    .by_ref()
+                    .take(submission.command.leaves.len())
+                    .collect();
+                let _ = submission.reply.send(Ok(WriteReply {
+                    log_index: response.log_id.index,
+                    outcomes: mine,
+                }));
+            }
+        }
+        Ok(response) => {
+            let detail = format!(
+                "an entry of {total} leaves was applied as {}",
+                response.data.len()
+            );
+            tracing::error!(raft.index = response.log_id.index, %detail, "A merged entry's outcomes do not match its leaves.");
+            for submission in taken {
+                let _ = submission
+                    .reply
+                    .send(Err(WriteRefused::Stopped(detail.clone())));
+            }
+        }
+        Err(e) => {
+            for submission in taken {
+                let refused = match &e {
+                    RaftError::APIError(e) => WriteRefused::Raft(e.clone()),
+                    RaftError::Fatal(f) => WriteRefused::Stopped(f.to_string()),
+                };
+                let _ = submission.reply.send(Err(refused));
+            }
+        }
+    }
+}
+
+/// The timestamp a command's leaves are stamped with (its first leaf's);
+/// `None`, which sorts first, when it cannot be read, and apply then
+/// rejects the leaf on its own.
+fn stamp(command: &Command) -> Option<OffsetDateTime> {
+    let first = command.leaves.first()?;
+    let entry = LedgerEntry::decode_proposed(&first.leaf).ok()?.ok()?;
+    OffsetDateTime::parse(entry.timestamp(), &Rfc3339).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::ProposedLeaf;
+
+    fn submission(leaves: usize, bytes: usize) -> (Submission, oneshot::Receiver<Reply>) {
+        let (reply, rx) = oneshot::channel();
+        let leaf = ProposedLeaf {
+            leaf: "x".repeat(bytes),
+            prints: None,
+            token_sha256: None,
+        };
+        let command = Command {
+            leaves: vec![leaf; leaves],
+        };
+        (Submission { command, reply }, rx)
+    }
+
+    #[test]
+    fn take_stays_within_the_entry_bounds() {
+        let mut waiting = VecDeque::new();
+        let mut replies = Vec::new();
+        for _ in 0..4 {
+            let (s, rx) = submission(2000, 10);
+            waiting.push_back(s);
+            replies.push(rx);
+        }
+        assert_eq!(take(&mut waiting).len(), 3);
+        assert_eq!(waiting.len(), 1);
+
+        let half = MAX_COMMAND_BYTES / 2 + 1;
+        let (a, _ra) = submission(1, half);
+        let (b, _rb) = submission(1, half);
+        let mut waiting = VecDeque::from([a, b]);
+        assert_eq!(take(&mut waiting).len(), 1, "two halves over the bound");
+        assert_eq!(take(&mut waiting).len(), 1);
+        assert!(waiting.is_empty());
+    }
+
+    #[test]
+    fn an_oversized_command_still_goes_alone() {
+        let (big, _rx) = submission(MAX_LEAVES + 1, 1);
+        let mut waiting = VecDeque::from([big]);
+        assert_eq!(take(&mut waiting).len(), 1);
+    }
+}
