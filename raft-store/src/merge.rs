@@ -126,14 +126,7 @@ fn take(waiting: &mut VecDeque<Submission>) -> Vec<Submission> {
 /// Proposes the commands of `taken` as one entry and answers each with its
 /// own leaves' outcomes.
 async fn propose(raft: &Raft<TypeConfig, StateMachine>, mut taken: Vec<Submission>) {
-    // Stable: commands stamped alike keep their arrival order.
-    taken.sort_by_cached_key(|s| stamp(&s.command));
-    let merged = Command {
-        leaves: taken
-            .iter()
-            .flat_map(|s| s.command.leaves.iter().cloned())
-            .collect(),
-    };
+    let merged = merge(&mut taken);
     let total = merged.leaves.len();
     if taken.len() > 1 {
         tracing::debug!(
@@ -178,6 +171,18 @@ async fn propose(raft: &Raft<TypeConfig, StateMachine>, mut taken: Vec<Submissio
                 let _ = submission.reply.send(Err(refused));
             }
         }
+    }
+}
+
+/// Orders `taken` oldest stamp first and concatenates their leaves.
+fn merge(taken: &mut [Submission]) -> Command {
+    // Stable: commands stamped alike keep their arrival order.
+    taken.sort_by_cached_key(|s| stamp(&s.command));
+    Command {
+        leaves: taken
+            .iter()
+            .flat_map(|s| s.command.leaves.iter().cloned())
+            .collect(),
     }
 }
 
@@ -227,6 +232,36 @@ mod tests {
         assert_eq!(take(&mut waiting).len(), 1, "two halves over the bound");
         assert_eq!(take(&mut waiting).len(), 1);
         assert!(waiting.is_empty());
+    }
+
+    #[test]
+    fn merged_commands_go_oldest_stamp_first() {
+        let stamps = [
+            "2026-12-04T10:00:01Z",
+            "2026-12-04T10:00:00Z",
+            "2026-12-04T10:00:01Z",
+            "2026-12-04T10:00:00Z",
+        ];
+        let mut taken: Vec<Submission> = stamps
+            .iter()
+            .zip(0..)
+            .map(|(at, n)| Submission {
+                command: crate::node::tests::command(at, n),
+                reply: oneshot::channel().0,
+            })
+            .collect();
+        let leaves = |ns: [u64; 4]| -> Vec<String> {
+            ns.iter()
+                .map(|&n| {
+                    crate::node::tests::command(stamps[n as usize], n).leaves[0]
+                        .leaf
+                        .clone()
+                })
+                .collect()
+        };
+        let merged = merge(&mut taken);
+        let got: Vec<String> = merged.leaves.into_iter().map(|l| l.leaf).collect();
+        assert_eq!(got, leaves([1, 3, 0, 2]));
     }
 
     #[test]

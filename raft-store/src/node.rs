@@ -983,13 +983,24 @@ fn check_clock(command: &Command, now: OffsetDateTime) -> Option<WriteRefused> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn command_at(at: &str) -> Command {
+    /// A command of one registration stamped `at`; `n` makes its content
+    /// id and SHA-256 its own.
+    pub(crate) fn command(at: &str, n: u64) -> Command {
+        let mut hasher = media_fingerprint::StreamHasher::new();
+        hasher.update(&n.to_be_bytes());
+        let exact = hasher.finish().unwrap();
         let leaf = format!(
-            r#"{{"v":1,"type":"content.registered","content_id":"0192f0c1-0000-7000-8000-000000000001","registered_at":"{at}","registrant":"operator","media_kind":"other","size":3,"sha256":"{}","iscc":{{"instance":"ISCC:IAA","data":"ISCC:GAA"}},"metadata":{{}}}}"#,
-            "ab".repeat(32)
+            r#"{{"v":1,"type":"content.registered","content_id":"0192f0c1-0000-7000-8000-{n:012}","registered_at":"{at}","registrant":"operator","media_kind":"other","size":8,"sha256":"{}","iscc":{{"instance":"{}","data":"{}"}},"metadata":{{}}}}"#,
+            exact
+                .sha256
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>(),
+            exact.instance_code,
+            exact.data_code,
         );
         Command {
             leaves: vec![crate::types::ProposedLeaf {
@@ -998,6 +1009,32 @@ mod tests {
                 token_sha256: None,
             }],
         }
+    }
+
+    fn command_at(at: &str) -> Command {
+        command(at, 0)
+    }
+
+    async fn single_node(dir: &std::path::Path) -> (RaftNode, Registry) {
+        let url = format!("sqlite://{}/registry.db?mode=rwc", dir.display());
+        let registry = Registry::connect(&url).await.unwrap();
+        let node = RaftNode::start(
+            NodeConfig {
+                node_id: 1,
+                advertise_addr: "http://127.0.0.1:1".into(),
+                node_key: String::new(),
+                dir: dir.join("raft"),
+                snapshot_every: 5000,
+            },
+            registry.clone(),
+            Arc::new(NoPeers),
+        )
+        .await
+        .unwrap();
+        node.initialize_single().await.unwrap();
+        node.wait_for_leader(Duration::from_secs(10)).await.unwrap();
+        node.wait_applied(1, Duration::from_secs(10)).await.unwrap();
+        (node, registry)
     }
 
     /// A transport for a node with no peers.
@@ -1036,24 +1073,7 @@ mod tests {
     #[tokio::test]
     async fn bad_snapshots_are_refused_before_install() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}/registry.db?mode=rwc", dir.path().display());
-        let registry = Registry::connect(&url).await.unwrap();
-        let node = RaftNode::start(
-            NodeConfig {
-                node_id: 1,
-                advertise_addr: "http://127.0.0.1:1".into(),
-                node_key: String::new(),
-                dir: dir.path().join("raft"),
-                snapshot_every: 5000,
-            },
-            registry.clone(),
-            Arc::new(NoPeers),
-        )
-        .await
-        .unwrap();
-        node.initialize_single().await.unwrap();
-        node.wait_for_leader(Duration::from_secs(10)).await.unwrap();
-        node.wait_applied(1, Duration::from_secs(10)).await.unwrap();
+        let (node, _) = single_node(dir.path()).await;
         let m = node.raft.metrics().borrow_watched().clone();
         let applied = m.last_applied.unwrap();
         let request = |last_log_id, leaves: Vec<&str>, offset: u64| {
@@ -1111,6 +1131,47 @@ mod tests {
             .collect();
         assert!(leftovers.is_empty(), "a refused snapshot leaves no file");
         assert_eq!(node.status().state, "leader", "the node is still running");
+        node.shutdown().await.unwrap();
+    }
+
+    /// Commands proposed while an entry is under way share the next entry,
+    /// and each proposer gets the outcome of its own leaves.
+    #[tokio::test]
+    async fn concurrent_commands_share_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let (node, registry) = single_node(dir.path()).await;
+        let at = OffsetDateTime::now_utc()
+            .replace_nanosecond(0)
+            .unwrap()
+            .format(&Rfc3339)
+            .unwrap();
+        const WRITERS: u64 = 16;
+        let writes: Vec<_> = (0..WRITERS)
+            .map(|n| {
+                let node = node.clone();
+                let command = command(&at, n);
+                tokio::spawn(async move {
+                    let leaf = command.leaves[0].leaf.clone();
+                    (leaf, node.write(command).await.unwrap())
+                })
+            })
+            .collect();
+        let mut entries = BTreeSet::new();
+        for write in writes {
+            let (leaf, written) = write.await.unwrap();
+            entries.insert(written.log_index);
+            let [ApplyOutcome::Appended { index, .. }] = written.outcomes[..] else {
+                panic!("one leaf, appended: {:?}", written.outcomes);
+            };
+            let stored = registry.entry(index).await.unwrap().unwrap();
+            assert_eq!(stored.leaf, leaf, "a writer is told where its own leaf is");
+        }
+        assert!(
+            entries.len() < WRITERS as usize,
+            "{WRITERS} commands in {} entries",
+            entries.len()
+        );
+        assert_eq!(registry.tree_size().await.unwrap(), WRITERS);
         node.shutdown().await.unwrap();
     }
 
