@@ -268,7 +268,8 @@ pub async fn run(
         None => None,
     };
     let duties = tokio::spawn(leader_duties(state.clone(), stop_rx.clone()));
-    let sweeper = tokio::spawn(forget_idle_clients(state.gates.clone(), stop_rx));
+    let sweeper = tokio::spawn(forget_idle_clients(state.gates.clone(), stop_rx.clone()));
+    let checkpoints = tokio::spawn(checkpoint_wal(registry.clone(), stop_rx));
     tracing::info!(%addr, data_dir = %args.data_dir.display(), "Listening.");
     serve(listener, state, &args.limits, shutdown).await?;
     let _ = stop_tx.send(true);
@@ -277,6 +278,7 @@ pub async fn run(
     }
     duties.abort();
     sweeper.abort();
+    checkpoints.abort();
 
     node.shutdown().await?;
     registry.close().await;
@@ -342,6 +344,28 @@ async fn forget_idle_clients(gates: Arc<Gates>, mut stop: tokio::sync::watch::Re
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(60)) => gates.forget_idle_clients(),
             _ = stop.wait_for(|stop| *stop) => return,
+        }
+    }
+}
+
+/// Copies the SQLite WAL back into the database twice a second, off the
+/// state machine's commits (see `Registry::checkpoint_wal`).
+async fn checkpoint_wal(registry: Registry, mut stop: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = stop.wait_for(|stop| *stop) => return,
+        }
+        match registry.checkpoint_wal().await {
+            Ok(Some((frames, copied))) => {
+                tracing::trace!(
+                    wal.frames = frames,
+                    wal.copied = copied,
+                    "Checkpointed the WAL."
+                );
+            }
+            Ok(None) => return,
+            Err(e) => tracing::warn!(error = %e, "Could not checkpoint the WAL."),
         }
     }
 }

@@ -384,6 +384,40 @@ async fn reopen_keeps_everything() {
     );
 }
 
+/// The state machine's commits leave the WAL to the checkpointing
+/// connection, which copies all of it back into the database; the data
+/// is the same after.
+#[tokio::test]
+async fn checkpoints_run_apart_from_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/registry.db?mode=rwc", dir.path().display());
+    let reg = Registry::connect(&url).await.unwrap();
+    // Commits of one registration each, until the WAL holds more than the
+    // 8,192 pages at which the writer once copied it back itself.
+    let mut n = 0;
+    let frames = loop {
+        let chunk: Vec<LedgerEntry> = (n + 1..=n + 200).map(registration).collect();
+        for entry in &chunk {
+            apply_all(&reg, std::slice::from_ref(entry)).await;
+        }
+        n += 200;
+        let wal = dir.path().join("registry.db-wal");
+        let frames = std::fs::metadata(&wal).map_or(0, |m| m.len()) / 4096;
+        if frames > 8192 || n >= 4000 {
+            break frames;
+        }
+    };
+    assert!(frames > 8192, "{n} commits left {frames} frames in the WAL");
+    let head = reg.tree_head(None).await.unwrap();
+    let (frames, copied) = reg.checkpoint_wal().await.unwrap().unwrap();
+    assert!(frames > 8192, "the WAL holds {frames} frames");
+    assert_eq!(copied, frames, "a quiet database is copied whole");
+    assert_eq!(reg.tree_head(None).await.unwrap(), head);
+    reg.close().await;
+    let reg = Registry::connect(&url).await.unwrap();
+    assert_eq!(reg.tree_head(None).await.unwrap(), head);
+}
+
 /// A registration whose Image-Code has the 64-bit body `code`.
 fn with_image_code(n: u32, code: u64) -> LedgerEntry {
     let mut entry = registration(n);
