@@ -17,6 +17,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Duration;
 
 use openraft::Raft;
 use openraft::errors::RaftError;
@@ -36,6 +37,17 @@ const MAX_LEAVES: usize = 6000;
 /// Merged entries on their way through Raft at once. One: while it is
 /// replicated and applied, the next gathers every command that arrives.
 const IN_FLIGHT: usize = 1;
+
+/// How long the next entry waits for the commands of proposers that
+/// shared the last one, as a database's commit delay waits for sibling
+/// transactions: a fraction of the entry's own round.
+const SIBLING_WAIT: Duration = Duration::from_millis(2);
+
+/// How long an entry holds the in-flight slot. An entry commits in
+/// milliseconds; one that takes longer waits on something else (a lost
+/// quorum, a leader change), and the commands behind it should get Raft's
+/// own answer (a lease expired, another leader) instead of waiting too.
+const MAX_HOLD: Duration = Duration::from_secs(1);
 
 /// Commands waiting for the merger; a full queue makes proposers wait.
 const QUEUE: usize = 1024;
@@ -83,6 +95,8 @@ impl Merger {
 async fn run(raft: Raft<TypeConfig, StateMachine>, mut queue: mpsc::Receiver<Submission>) {
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     let mut waiting: VecDeque<Submission> = VecDeque::new();
+    // Commands in the last entry.
+    let mut expected = 1;
     loop {
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
@@ -96,11 +110,30 @@ async fn run(raft: Raft<TypeConfig, StateMachine>, mut queue: mpsc::Receiver<Sub
         while let Ok(submission) = queue.try_recv() {
             waiting.push_back(submission);
         }
+        // The proposers whose commands shared the last entry are likely
+        // still writing; their commands, a moment behind, join this entry
+        // rather than each costing one of their own. When fewer come, the
+        // wait is short and the next entry expects fewer.
+        if waiting.len() < expected {
+            let until = tokio::time::Instant::now() + SIBLING_WAIT;
+            while waiting.len() < expected {
+                match tokio::time::timeout_at(until, queue.recv()).await {
+                    Ok(Some(submission)) => waiting.push_back(submission),
+                    Ok(None) | Err(_) => break,
+                }
+            }
+        }
         let taken = take(&mut waiting);
+        expected = taken.len();
         let raft = raft.clone();
         tokio::spawn(async move {
-            propose(&raft, taken).await;
+            let proposing = propose(&raft, taken);
+            tokio::pin!(proposing);
+            let held = tokio::time::timeout(MAX_HOLD, &mut proposing).await;
             drop(slot);
+            if held.is_err() {
+                proposing.await;
+            }
         });
     }
 }
