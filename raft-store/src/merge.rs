@@ -14,6 +14,10 @@
 //! leaves share one stamp, a command is no more likely to fall behind the
 //! ledger's time merged than alone. Each command's proposer gets the
 //! outcomes of its own leaves, and the log index of the merged entry.
+//!
+//! Proposers on different nodes finish their rounds at different moments,
+//! so the next entry waits briefly (2 ms) for the commands of the proposers
+//! that shared the last one.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
