@@ -24,13 +24,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::Raft;
-use openraft::errors::RaftError;
-use registry::LedgerEntry;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use crate::node::{MAX_COMMAND_BYTES, WriteRefused, WriteReply};
+use crate::node::{MAX_COMMAND_BYTES, WriteRefused, WriteReply, stamp_of};
 use crate::state_machine::StateMachine;
 use crate::types::{Command, TypeConfig};
 
@@ -200,12 +197,9 @@ async fn propose(raft: &Raft<TypeConfig, StateMachine>, mut taken: Vec<Submissio
             }
         }
         Err(e) => {
+            let refused = WriteRefused::from(e);
             for submission in taken {
-                let refused = match &e {
-                    RaftError::APIError(e) => WriteRefused::Raft(e.clone()),
-                    RaftError::Fatal(f) => WriteRefused::Stopped(f.to_string()),
-                };
-                let _ = submission.reply.send(Err(refused));
+                let _ = submission.reply.send(Err(refused.clone()));
             }
         }
     }
@@ -227,9 +221,7 @@ fn merge(taken: &mut [Submission]) -> Command {
 /// `None`, which sorts first, when it cannot be read, and apply then
 /// rejects the leaf on its own.
 fn stamp(command: &Command) -> Option<OffsetDateTime> {
-    let first = command.leaves.first()?;
-    let entry = LedgerEntry::decode_proposed(&first.leaf).ok()?.ok()?;
-    OffsetDateTime::parse(entry.timestamp(), &Rfc3339).ok()
+    stamp_of(command.leaves.first()?).map(|(_, at)| at)
 }
 
 #[cfg(test)]

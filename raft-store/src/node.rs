@@ -27,7 +27,7 @@ use crate::merge::Merger;
 use crate::network::{ChunkHeader, ChunkReply, Network, Rpc, Transport, unframe};
 use crate::snapshot::{self, SnapshotFile};
 use crate::state_machine::StateMachine;
-use crate::types::{Command, PeerNode, TypeConfig};
+use crate::types::{Command, PeerNode, ProposedLeaf, TypeConfig};
 use crate::{Result, StoreError};
 
 /// How far a leaf's timestamp may be from the leader's clock when the
@@ -164,7 +164,7 @@ pub(crate) struct WriteReply {
 }
 
 /// Why the leader did not take a forwarded write.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum WriteRefused {
     /// Raft refused it (not the leader, entry discarded, ...).
     Raft(ClientWriteError<TypeConfig>),
@@ -172,6 +172,15 @@ pub(crate) enum WriteRefused {
     ClockSkew { entry: String, leader: String },
     /// Raft on the leader has stopped.
     Stopped(String),
+}
+
+impl From<RaftError<TypeConfig, ClientWriteError<TypeConfig>>> for WriteRefused {
+    fn from(e: RaftError<TypeConfig, ClientWriteError<TypeConfig>>) -> Self {
+        match e {
+            RaftError::APIError(e) => Self::Raft(e),
+            RaftError::Fatal(f) => Self::Stopped(f.to_string()),
+        }
+    }
 }
 
 /// The leader's answer to a read-index request.
@@ -452,14 +461,11 @@ impl RaftNode {
         }
         // Not the leader (as far as this node knows): Raft says where it
         // is, or, if this node has just been elected, takes the command.
-        match self.raft.client_write(command).await {
-            Ok(response) => Ok(WriteReply {
-                log_index: response.log_id.index,
-                outcomes: response.data,
-            }),
-            Err(RaftError::APIError(e)) => Err(WriteRefused::Raft(e)),
-            Err(RaftError::Fatal(f)) => Err(WriteRefused::Stopped(f.to_string())),
-        }
+        let response = self.raft.client_write(command).await?;
+        Ok(WriteReply {
+            log_index: response.log_id.index,
+            outcomes: response.data,
+        })
     }
 
     /// Waits until this node has applied the log up to `index`.
@@ -970,16 +976,24 @@ enum ForwardFailure {
 /// [`MAX_CLOCK_SKEW`] of `now` (or cannot be read, which apply rejects).
 fn check_clock(command: &Command, now: OffsetDateTime) -> Option<WriteRefused> {
     command.leaves.iter().find_map(|proposed| {
-        let Ok(Ok(entry)) = LedgerEntry::decode_proposed(&proposed.leaf) else {
-            return None;
-        };
-        let at = OffsetDateTime::parse(entry.timestamp(), &Rfc3339).ok()?;
+        let (text, at) = stamp_of(proposed)?;
         let skew = (at - now).unsigned_abs();
         (skew > MAX_CLOCK_SKEW).then(|| WriteRefused::ClockSkew {
-            entry: entry.timestamp().to_owned(),
+            entry: text,
             leader: now.format(&Rfc3339).unwrap_or_default(),
         })
     })
+}
+
+/// The timestamp a proposed leaf is stamped with, as written and as read;
+/// `None` when the leaf or its timestamp does not parse, which apply
+/// rejects.
+pub(crate) fn stamp_of(proposed: &ProposedLeaf) -> Option<(String, OffsetDateTime)> {
+    let Ok(Ok(entry)) = LedgerEntry::decode_proposed(&proposed.leaf) else {
+        return None;
+    };
+    let at = OffsetDateTime::parse(entry.timestamp(), &Rfc3339).ok()?;
+    Some((entry.timestamp().to_owned(), at))
 }
 
 #[cfg(test)]
