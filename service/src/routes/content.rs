@@ -107,28 +107,27 @@ struct ReadOptions {
     consistency: Consistency,
 }
 
+impl Consistency {
+    /// The header that says which kind of read an answer is.
+    pub(super) fn header(self) -> [(HeaderName, &'static str); 1] {
+        let kind = match self {
+            Consistency::Linearizable => "linearizable",
+            Consistency::Local => "local",
+        };
+        [(HeaderName::from_static("provreg-consistency"), kind)]
+    }
+}
+
 /// Brings this node up to date for a linearizable read, and says in a
 /// header which kind of read the answer is.
 pub(super) async fn prepare_read(
     state: &AppState,
     consistency: Consistency,
 ) -> ApiResult<[(HeaderName, &'static str); 1]> {
-    let name = HeaderName::from_static("provreg-consistency");
-    match consistency {
-        Consistency::Linearizable => {
-            state.node.linearize().await?;
-            Ok(linearizable())
-        }
-        Consistency::Local => Ok([(name, "local")]),
+    if consistency == Consistency::Linearizable {
+        state.node.linearize().await?;
     }
-}
-
-/// The header of a linearizable answer.
-pub(super) fn linearizable() -> [(HeaderName, &'static str); 1] {
-    [(
-        HeaderName::from_static("provreg-consistency"),
-        "linearizable",
-    )]
+    Ok(consistency.header())
 }
 
 /// One registration by id.
@@ -149,10 +148,7 @@ async fn get_content(
     // committed entries are applied: one found here is the latest state,
     // with no round trip to the leader. Only a miss needs one, as the entry
     // may be committed but not yet applied here.
-    let kind = match options.consistency {
-        Consistency::Linearizable => "linearizable",
-        Consistency::Local => "local",
-    };
+    let kind = options.consistency.header();
     if let Some(json) = state.content_cache.get(&id) {
         return Ok(json_answer(kind, json));
     }
@@ -177,12 +173,13 @@ fn keep(state: &AppState, content: &views::ContentView) -> ApiResult<Bytes> {
 }
 
 /// A 200 with a JSON body already encoded, saying which kind of read it is.
-fn json_answer(consistency: &'static str, json: Bytes) -> axum::response::Response {
+fn json_answer(
+    consistency: [(HeaderName, &'static str); 1],
+    json: Bytes,
+) -> axum::response::Response {
     (
-        [
-            (axum::http::header::CONTENT_TYPE, "application/json"),
-            (HeaderName::from_static("provreg-consistency"), consistency),
-        ],
+        consistency,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
         json,
     )
         .into_response()
@@ -218,7 +215,7 @@ async fn find_content(
         && let Some(record) = state.registry.content_by_sha256(&sha256).await?
     {
         let content = views::ContentView::new(record.registration, record.ledger_index);
-        return Ok((linearizable(), Json(content)));
+        return Ok((Consistency::Linearizable.header(), Json(content)));
     }
     let consistency = prepare_read(&state, consistency).await?;
     let content = views::content_by_sha256(&state.registry, &sha256)
